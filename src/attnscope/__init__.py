@@ -1,0 +1,49 @@
+"""attnscope: see and measure what the attention heads of a Transformer do.
+
+Importing the package is cheap: torch and transformers load only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from attnscope.errors import AttnscopeError
+from attnscope.traces import QK, ModelInfo, Trace
+
+if TYPE_CHECKING:
+    from attnscope.loading import ModelHandle, load
+    from attnscope.tracing import trace, trace_many
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; those modules import torch, so they load on first use.
+_LAZY = {
+    "ModelHandle": "attnscope.loading",
+    "load": "attnscope.loading",
+    "trace": "attnscope.tracing",
+    "trace_many": "attnscope.tracing",
+}
+
+__all__ = [
+    "QK",
+    "AttnscopeError",
+    "ModelHandle",
+    "ModelInfo",
+    "Trace",
+    "load",
+    "trace",
+    "trace_many",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'attnscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,120 @@
+"""The ``attnscope`` command line: one subcommand per job, errors as one readable line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attnscope.errors import AttnscopeError
+
+if TYPE_CHECKING:
+    from attnscope.loading import ModelHandle
+
+# Modules that each add their subcommands through a ``register(subparsers)`` function.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options every model-running subcommand shares."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        default=None,
+        help="Hugging Face model name or local folder (default: the embedded all-MiniLM-L6-v2)",
+    )
+    group.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: CUDA if present)")
+    group.add_argument("--dtype", default=None, help="float32 (default), float16 or bfloat16")
+    group.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run modelling code shipped with the model (off by default; only for authors you trust)",
+    )
+
+
+def load_from_args(args: argparse.Namespace) -> ModelHandle:
+    """Load the model that the shared model options name."""
+    from attnscope.loading import load
+
+    return load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+
+
+def _register_trace(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "trace",
+        help="run a model on a text (or pair) and save its attention to a trace file",
+        description="Run a model on TEXT (and TEXT_B as sentence B) and save every layer's and head's "
+        "attention, exactly as the model computed it, to a safetensors trace file.",
+    )
+    p.add_argument("text", metavar="TEXT", help="the text (sentence A, or the source of an encoder-decoder)")
+    p.add_argument("text_b", metavar="TEXT_B", nargs="?", default=None, help="optional sentence B")
+    p.add_argument("--target", default=None, help="decoder text, for encoder-decoder models (e.g. T5, BART)")
+    p.add_argument("--qk", action="store_true", help="also capture each head's query and key vectors")
+    p.add_argument("--truncate", action="store_true", help="cut text longer than the model allows")
+    p.add_argument("-o", "--output", type=Path, default=Path("trace.safetensors"), help="trace file to write")
+    add_model_options(p)
+    p.set_defaults(func=_cmd_trace)
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from attnscope.tracing import trace
+
+    handle = load_from_args(args)
+    result = trace(handle, args.text, args.text_b, target=args.target, qk=args.qk, truncation=args.truncate)
+    path = result.save(args.output).resolve()
+    info = result.model
+    print(f"model:   {info.name} ({info.architecture}, {info.num_layers} layers x {info.num_heads} heads)")
+    print(f"tokens:  {len(result.tokens)}  {_preview(result.tokens.display)}")
+    if result.target_tokens is not None:
+        print(f"target:  {len(result.target_tokens)}  {_preview(result.target_tokens.display)}")
+    for stack, att in result.attention.items():
+        shape = " x ".join(str(d) for d in att.shape)
+        print(f"{stack + ':':8} {shape} (layers x heads x query x key){'  + q/k' if stack in result.qk else ''}")
+    if result.truncated:
+        print("note:    the input was truncated to the model's maximum length")
+    print(f"trace written to {path}")
+    return 0
+
+
+def _preview(tokens: Sequence[str], limit: int = 12) -> str:
+    shown = " ".join(tokens[:limit])
+    return shown + (f" ... (+{len(tokens) - limit})" if len(tokens) > limit else "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attnscope",
+        description="See and measure what the attention heads of a Transformer do.",
+    )
+    from attnscope import __version__
+
+    parser.add_argument("--version", action="version", version=f"attnscope {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _register_trace(subparsers)
+    for name in COMMAND_MODULES:
+        register_fn: Callable[..., None] = import_module(name).register
+        register_fn(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run one subcommand; a user error prints one line and exits 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except AttnscopeError as err:
+        print(f"attnscope: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("attnscope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

