@@ -1,0 +1,11 @@
+"""Interactive attention views (head, model, neuron, heatmap): self-contained, offline HTML.
+
+A view object has ``kind`` (one of ``VIEW_KINDS``), ``trace`` (the Trace it shows) and ``options``
+(:class:`ViewOptions`); static export reads exactly these.
+"""
+
+from __future__ import annotations
+
+from attnscope.views.options import VIEW_KINDS, ViewOptions
+
+__all__ = ["VIEW_KINDS", "ViewOptions"]
