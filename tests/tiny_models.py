@@ -38,7 +38,7 @@ def build(family: str, seed: int = 0, **overrides: Any) -> Any:
     import transformers
 
     cls_name, kwargs = CONFIGS[family]
-    config = getattr(transformers, cls_name)(vocab_size=VOCAB, **{**kwargs, **overrides})
+    config = getattr(transformers, cls_name)(**{"vocab_size": VOCAB, **kwargs, **overrides})
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
     model = transformers.AutoModel.from_config(config, attn_implementation="eager")

@@ -58,8 +58,11 @@ def display_form(raw: str, *, byte_level: bool = False) -> str:
     stripped = text.strip(" ")
     if stripped:
         text = stripped
-    # Make whitespace-only pieces visible rather than blank.
-    return text.replace("\n", "\u23ce").replace("\t", "\u21e5") if text.strip() else ("\u2423" if text else raw)
+    if not text:
+        return raw
+    if not text.strip():  # whitespace-only pieces are made visible rather than blank
+        return text.replace("\n", "\u23ce").replace("\t", "\u21e5").replace(" ", "\u2423")
+    return text
 
 
 def looks_special(raw: str) -> bool:

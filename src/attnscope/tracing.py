@@ -255,9 +255,20 @@ def _run(handle: ModelHandle, batch: list[_Encoded]) -> list[Trace]:
     else:
         inputs["use_cache"] = False
     with torch.inference_mode():
-        outputs = model(**inputs, output_attentions=True, return_dict=True)
+        try:
+            outputs = model(**inputs, output_attentions=True, return_dict=True)
+        except TypeError as err:
+            if "output_attentions" not in str(err):
+                raise
+            raise _no_attention(handle) from None
 
     stacks = _attention_stacks(handle, outputs)
+    width = inputs["input_ids"].shape[1]
+    dec_width = inputs["decoder_input_ids"].shape[1] if "decoder_input_ids" in inputs else width
+    expected = {"encoder": (width, width), "decoder": (dec_width, dec_width), "cross": (dec_width, width)}
+    for name, layers in stacks.items():
+        if any(layer.dim() != 4 or tuple(layer.shape[2:]) != expected[name] for layer in layers):
+            raise _no_attention(handle, f"its {name} attention is not [batch, heads, query, key]")
     arrays = {name: torch.stack(list(layers)).float().cpu().numpy() for name, layers in stacks.items()}
     traces = []
     for b, enc in enumerate(batch):
@@ -290,11 +301,15 @@ def _attention_stacks(handle: ModelHandle, outputs: Any) -> dict[str, Sequence[A
         found = {"decoder" if handle.info.is_causal else "encoder": getattr(outputs, "attentions", None)}
     stacks = {k: v for k, v in found.items() if v}
     if not stacks or any(any(layer is None for layer in v) for v in stacks.values()):
-        raise UnsupportedModelError(
-            f"{handle.name} ({type(handle.model).__name__}) returned no attention weights; attnscope needs a "
-            "model whose forward pass supports output_attentions=True with eager attention"
-        )
+        raise _no_attention(handle)
     return stacks
+
+
+def _no_attention(handle: ModelHandle, detail: str = "it returned none") -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"{handle.name} ({type(handle.model).__name__}) gives no usable attention weights ({detail}); attnscope "
+        "needs a Transformer whose forward pass supports output_attentions=True with eager attention"
+    )
 
 
 def _pad(seqs: list[list[int]], pad: int, device: Any, key: str = "input_ids") -> dict[str, Any]:
