@@ -24,24 +24,7 @@ import torch
 import attnscope
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud-ewt" / "en_ewt-uds-dev.conllu"
-WORDS = [
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "the",
-    "mat",
-    "because",
-    "it",
-    "could",
-    "not",
-    "find",
-    "any",
-    "food",
-    "to",
-    "eat",
-    "today",
-]
+WORDS = "the cat sat on the mat because it could not find any food to eat today".split()  # noqa: SIM905
 
 
 def text_of_length(tokenizer: object, n_tokens: int) -> str:

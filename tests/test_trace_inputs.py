@@ -47,7 +47,7 @@ def test_unknown_model_offline() -> None:
 
 
 def test_folder_without_config(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
         attnscope.load(tmp_path)
     with pytest.raises(ModelLoadError, match="no model folder"):
         attnscope.load(tmp_path / "missing")
