@@ -61,9 +61,16 @@ def test_remote_code_stays_off(tmp_path: Path) -> None:
         attnscope.load(tmp_path)
 
 
-def test_bad_dtype() -> None:
+def test_bad_dtype_and_device() -> None:
+    import torch
+
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         attnscope.load(dtype="float13")
+    with pytest.raises(ModelLoadError, match="unknown device"):
+        attnscope.load(device="gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="no usable CUDA"):
+            attnscope.load(device="cuda")
 
 
 def test_model_without_attention(wordpiece: Any) -> None:

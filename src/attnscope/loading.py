@@ -73,30 +73,36 @@ def load(
     With no name, loads the embedded default (all-MiniLM-L6-v2). ``device`` defaults to CUDA when
     present, else CPU; ``dtype`` is e.g. "float32" (default), "float16" or "bfloat16".
     """
-    import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # weight-loading bars are noise for a handful of MB
+    target = _resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype)
     if name_or_path is None:
         source, label = str(default_model_path()), DEFAULT_MODEL
     else:
         source = label = os.fspath(name_or_path)
         _check_local_folder(source)
-    config = _load_part(lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), source)
-    torch_dtype = _resolve_dtype(dtype)
-    model = _load_part(
-        lambda: AutoModel.from_pretrained(
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # weight-loading bars are noise for a handful of MB
+    try:
+        config = _load_part(lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), source)
+        model = _load_part(
+            lambda: AutoModel.from_pretrained(
+                source,
+                config=config,
+                dtype=torch_dtype,
+                attn_implementation="eager",
+                trust_remote_code=trust_remote_code,
+            ),
             source,
-            config=config,
-            dtype=torch_dtype,
-            attn_implementation="eager",
-            trust_remote_code=trust_remote_code,
-        ),
-        source,
-    )
-    tokenizer = _load_part(lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code), source)
-    target = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        tokenizer = _load_part(
+            lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code), source
+        )
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     model.to(target)
     return ModelHandle.from_model(model, tokenizer, label)
 
@@ -216,6 +222,20 @@ def _load_part(fn: Any, source: str) -> Any:
         raise ModelLoadError(
             f"could not load model {source!r}: {message.splitlines()[0] if message else err!r}"
         ) from None
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(f"unknown device {device!r}; use e.g. cpu, cuda or cuda:1") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for, but this machine has no usable CUDA GPU; use cpu")
+    return target
 
 
 def _resolve_dtype(dtype: str | None) -> Any:
