@@ -269,7 +269,7 @@ def _run(handle: ModelHandle, batch: list[_Encoded]) -> list[Trace]:
     for name, layers in stacks.items():
         if any(layer.dim() != 4 or tuple(layer.shape[2:]) != expected[name] for layer in layers):
             raise _no_attention(handle, f"its {name} attention is not [batch, heads, query, key]")
-    arrays = {name: torch.stack(list(layers)).float().cpu().numpy() for name, layers in stacks.items()}
+    arrays = {name: _to_numpy(layers) for name, layers in stacks.items()}
     traces = []
     for b, enc in enumerate(batch):
         n = lengths[b]
@@ -288,6 +288,16 @@ def _run(handle: ModelHandle, batch: list[_Encoded]) -> list[Trace]:
             )
         )
     return traces
+
+
+def _to_numpy(layers: Sequence[Any]) -> np.ndarray:
+    """Per-layer tensors [B, H, Q, K] -> one float32 array [L, B, H, Q, K], copying each layer once."""
+    import torch
+
+    out = np.empty((len(layers), *layers[0].shape), dtype=np.float32)
+    for i, layer in enumerate(layers):
+        out[i] = layer.detach().to("cpu", torch.float32).numpy()
+    return out
 
 
 def _attention_stacks(handle: ModelHandle, outputs: Any) -> dict[str, Sequence[Any]]:
