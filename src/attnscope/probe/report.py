@@ -1,0 +1,223 @@
+"""Writing probing results: report.json (versioned), report.md, PNG heatmaps and an offline HTML page.
+
+Every ``probe`` command builds its files in memory and hands them to :func:`write_outputs`, which
+writes them into a temporary folder beside ``--out`` and only then moves them in, so a failed run
+leaves nothing half-written.
+
+report.json always holds ``schema_version`` (this module's :data:`SCHEMA_VERSION`), ``analysis``
+(``"deps"``, ``"coref"``, ``"train"``), ``model`` (name, architecture, layers, heads), ``data`` (file,
+sha256, counts) and the analysis' numbers; layers and heads are 0-based, accuracies in [0, 1].
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from attnscope.errors import InputError
+from attnscope.traces import ModelInfo
+
+SCHEMA_VERSION = 1
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, so a report names exactly the data it measured."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def report_header(analysis: str, model: ModelInfo, data_file: str | Path, **counts: Any) -> dict[str, Any]:
+    """The fields every report.json starts with: schema version, analysis, model, data file and hash, counts."""
+    path = Path(data_file)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "analysis": analysis,
+        "model": {
+            "name": model.name,
+            "architecture": model.architecture,
+            "num_layers": model.num_layers,
+            "num_heads": model.num_heads,
+        },
+        "data": {"file": str(path.resolve()), "sha256": file_sha256(path), **counts},
+    }
+
+
+def rounded(values: ArrayLike, digits: int = 6) -> Any:
+    """Nested lists of floats rounded for JSON (NaN becomes null)."""
+    arr = np.asarray(values, dtype=np.float64)
+    out = np.round(arr, digits).tolist()
+    return _nan_to_none(out)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def to_json(report: Mapping[str, Any]) -> str:
+    """report.json text: sorted keys are not used, so the document reads in the order it was built."""
+    if "schema_version" not in report:
+        raise InputError("a report must carry schema_version; start it with report_header()")
+    return json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def heatmap_png(
+    values: ArrayLike,
+    title: str,
+    *,
+    mark: tuple[int, int] | None = None,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    label: str = "accuracy",
+) -> bytes:
+    """A layers x heads heatmap as PNG bytes (matplotlib Agg, no global state); ``mark`` circles one head."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    grid = np.asarray(values, dtype=np.float64)
+    if grid.ndim != 2:
+        raise InputError(f"heatmap values must be [layers, heads], got shape {grid.shape}")
+    layers, heads = grid.shape
+    fig = Figure(figsize=(max(3.0, 0.32 * heads + 1.6), max(2.2, 0.3 * layers + 1.0)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(grid, vmin=vmin, vmax=vmax, cmap="viridis", aspect="auto", origin="upper")
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_xticks(range(heads))
+    ax.set_yticks(range(layers))
+    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=9)
+    if mark is not None:
+        ax.scatter([mark[1]], [mark[0]], s=90, facecolors="none", edgecolors="red", linewidths=1.5)
+    fig.colorbar(image, ax=ax, label=label, fraction=0.05)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table ('|' in cells escaped)."""
+
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A compact aligned plain-text table for the terminal (numbers right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [all(_is_number(r[i]) for r in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *(line(r) for r in cells[1:])]) + "\n"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.rstrip("%").replace("+", ""))
+    except ValueError:
+        return text in ("", "-")
+    return True
+
+
+def png_data_uri(png: bytes) -> str:
+    """A PNG as a data: URI, so an HTML page needs no side files and no network."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def escape(text: Any) -> str:
+    """Text made safe to place in HTML (element content or quoted attribute)."""
+    return html.escape(str(text), quote=True)
+
+
+def write_outputs(out: str | Path, files: Mapping[str, str | bytes]) -> list[Path]:
+    """Write ``files`` (relative name -> text or bytes) into folder ``out``, all or nothing.
+
+    Files go first into a temporary folder beside ``out`` and are moved in once all are written; other
+    files already in ``out`` are left alone.
+    """
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"--out {target} exists and is not a folder; choose a folder name")
+    for name in files:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise InputError(f"output file name {name!r} must be a relative path inside the output folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, content in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        target.mkdir(exist_ok=True)
+        written = []
+        for name in files:
+            dest = target / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, dest)
+            written.append(dest)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def heatmap_page(title: str, intro: str, sections: Sequence[Mapping[str, Any]], extra_html: str = "") -> str:
+    """A self-contained HTML page of heatmaps (inline PNGs, no script, nothing fetched).
+
+    Each section is a mapping with ``title``, ``png`` (bytes), optional ``caption`` (text) and ``id``.
+    ``extra_html`` is trusted markup placed before the closing body tag (callers escape what they put in).
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title>",
+        "<style>body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}"
+        "section{display:inline-block;vertical-align:top;margin:0 1.5em 1.5em 0}"
+        "h2{font-size:15px;margin:.2em 0}p.cap{margin:.2em 0;max-width:40em;color:#444}</style>",
+        "</head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p>{escape(intro)}</p>",
+    ]
+    for i, sec in enumerate(sections):
+        sid = escape(sec.get("id", f"section-{i}"))
+        parts.append(f'<section id="{sid}"><h2>{escape(sec["title"])}</h2>')
+        parts.append(f'<img alt="{escape(sec["title"])}" src="{png_data_uri(sec["png"])}">')
+        if sec.get("caption"):
+            parts.append(f'<p class="cap">{escape(sec["caption"])}</p>')
+        parts.append("</section>")
+    parts.append(extra_html)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
