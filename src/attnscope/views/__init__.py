@@ -1,11 +1,22 @@
 """Interactive attention views (head, model, neuron, heatmap): self-contained, offline HTML.
 
-A view object has ``kind`` (one of ``VIEW_KINDS``), ``trace`` (the Trace it shows) and ``options``
-(:class:`ViewOptions`); static export reads exactly these.
+A view object has ``kind`` (one of ``VIEW_KINDS``, or "page" for tabs), ``trace`` (the Trace it
+shows) and ``options`` (:class:`ViewOptions`); static export reads exactly these.
 """
 
 from __future__ import annotations
 
+from attnscope.views.api import head_view, heatmap_view, model_view, neuron_view, page
+from attnscope.views.objects import View
 from attnscope.views.options import VIEW_KINDS, ViewOptions
 
-__all__ = ["VIEW_KINDS", "ViewOptions"]
+__all__ = [
+    "VIEW_KINDS",
+    "View",
+    "ViewOptions",
+    "head_view",
+    "heatmap_view",
+    "model_view",
+    "neuron_view",
+    "page",
+]

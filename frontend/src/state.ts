@@ -1,0 +1,134 @@
+// Decoded attention stacks and the page-wide state (labels, theme, delimiter hiding) shared by every view.
+
+import { Arr, NeuronPayload, Payload, Side, decodeBlob } from "./payload";
+
+/** One attention stack [layers, heads, query, key] with optional hiding of special tokens. */
+export class Stack {
+  readonly layers: number;
+  readonly heads: number;
+  readonly nq: number;
+  readonly nk: number;
+  private readonly scale: number;
+  private readonly rowSums = new Map<number, Float32Array>();
+
+  constructor(
+    readonly name: string,
+    readonly query: Side,
+    readonly key: Side,
+    private readonly arr: Arr,
+  ) {
+    [this.layers, this.heads, this.nq, this.nk] = arr.shape;
+    this.scale = arr.values instanceof Uint8Array ? 1 / 255 : 1;
+  }
+
+  /** Raw attention weight of query q to key k in one head. */
+  raw(layer: number, head: number, q: number, k: number): number {
+    return this.arr.values[((layer * this.heads + head) * this.nq + q) * this.nk + k] * this.scale;
+  }
+
+  /** Offset of row (layer, head, q) in the flat array, and its scale, for fast inner loops. */
+  row(layer: number, head: number, q: number): number {
+    return ((layer * this.heads + head) * this.nq + q) * this.nk;
+  }
+
+  get values(): Uint8Array | Float32Array {
+    return this.arr.values;
+  }
+
+  /**
+   * Multipliers per query row: 0 for hidden rows, else scale / (sum over non-special keys) when
+   * special tokens are hidden, else the plain scale. Weight = values[row + k] * factor[q] (0 for hidden keys).
+   */
+  factors(layer: number, head: number, hideSpecial: boolean): Float32Array {
+    const id = (layer * this.heads + head) * 2 + (hideSpecial ? 1 : 0);
+    let f = this.rowSums.get(id);
+    if (f) return f;
+    f = new Float32Array(this.nq);
+    const v = this.arr.values;
+    for (let q = 0; q < this.nq; q++) {
+      if (!hideSpecial) {
+        f[q] = this.scale;
+        continue;
+      }
+      if (this.query.special[q]) continue;
+      const base = this.row(layer, head, q);
+      let sum = 0;
+      for (let k = 0; k < this.nk; k++) if (!this.key.special[k]) sum += v[base + k];
+      f[q] = sum > 0 ? 1 / sum : 0;
+    }
+    this.rowSums.set(id, f);
+    return f;
+  }
+
+  /** Attention weight as shown: hidden special tokens give 0 and rows renormalise to sum 1. */
+  weight(layer: number, head: number, q: number, k: number, hideSpecial: boolean): number {
+    if (hideSpecial && this.key.special[k]) return 0;
+    return this.arr.values[this.row(layer, head, q) + k] * this.factors(layer, head, hideSpecial)[q];
+  }
+}
+
+export interface Neuron {
+  info: NeuronPayload;
+  queries: Arr;
+  keys: Arr;
+  mask: Arr;
+  bias: Arr | null;
+}
+
+type Listener = () => void;
+
+/** Everything the views of one root share; views subscribe to be repainted on page-wide changes. */
+export class PageState {
+  base: number;
+  theme: "dark" | "light";
+  hideSpecial: boolean;
+  private listeners: Listener[] = [];
+
+  constructor(
+    readonly payload: Payload,
+    readonly stacks: Stack[],
+    readonly neurons: Neuron[],
+  ) {
+    this.base = payload.options.index_base;
+    this.theme = payload.options.theme;
+    this.hideSpecial = payload.options.hide_special;
+  }
+
+  static async decode(payload: Payload): Promise<PageState> {
+    const stacks = await Promise.all(
+      payload.stacks.map(
+        async (s) => new Stack(s.name, payload.sides[s.query], payload.sides[s.key], await decodeBlob(s.attention)),
+      ),
+    );
+    const neurons = await Promise.all(
+      payload.neuron.map(async (n) => ({
+        info: n,
+        queries: await decodeBlob(n.queries),
+        keys: await decodeBlob(n.keys),
+        mask: await decodeBlob(n.mask),
+        bias: n.bias ? await decodeBlob(n.bias) : null,
+      })),
+    );
+    return new PageState(payload, stacks, neurons);
+  }
+
+  stack(name: string): Stack {
+    return this.stacks.find((s) => s.name === name) ?? this.stacks[0];
+  }
+
+  /** A layer or head number as labelled on the page (0- or 1-based). */
+  label(index: number): string {
+    return String(index + this.base);
+  }
+
+  subscribe(fn: Listener): () => void {
+    this.listeners.push(fn);
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== fn);
+    };
+  }
+
+  changed(): void {
+    for (const fn of this.listeners) fn();
+  }
+}

@@ -1,0 +1,226 @@
+"""View objects: values that display themselves in notebooks and save as self-contained HTML (or images).
+
+``head_view``, ``model_view``, ``neuron_view``, ``heatmap_view`` and ``page`` build a :class:`View`
+from a Trace or from BertViz's call shapes (a tuple of per-layer attention tensors and token strings).
+Showing a view is the caller's choice: a notebook shows it as the last value of a cell; nothing is
+displayed as a side effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from attnscope.errors import AttnscopeError, InputError
+from attnscope.traces import Trace
+from attnscope.views.options import VIEW_KINDS, Theme, ViewOptions
+from attnscope.views.payload import Payload, Precision, build_payload, payload_json
+
+# The page may run inline scripts and styles and read data: images; it may load nothing from anywhere.
+CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:"
+_TITLES = {"head": "head view", "model": "model view", "neuron": "neuron view", "heatmap": "heatmap", "page": "views"}
+
+
+@lru_cache(maxsize=1)
+def bundle() -> str:
+    """The built front-end bundle (one IIFE script), safe to inline in a <script> element."""
+    path = resources.files("attnscope.views").joinpath("static/attnscope.js")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        raise AttnscopeError(
+            "the view bundle src/attnscope/views/static/attnscope.js is not built: run ./dev demo "
+            "(or: cd frontend && npm ci && npm run build)"
+        ) from None
+    # '</script' would end the inline element early; in JavaScript '<\/script' means the same.
+    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
+
+
+@dataclass(eq=False)
+class View:
+    """One view (``kind`` head/model/neuron/heatmap) or a page of views as tabs (``kind`` "page").
+
+    ``trace`` and ``options`` are what it shows; ``precision`` is how attention travels in the page
+    ("uint8": error <= 1/255, or "float32": exact).
+    """
+
+    kind: str
+    trace: Trace
+    options: ViewOptions = field(default_factory=ViewOptions)
+    views: tuple[str, ...] = ()
+    precision: Precision = "uint8"
+
+    def __post_init__(self) -> None:
+        if self.kind != "page" and self.kind not in VIEW_KINDS:
+            raise InputError(f"unknown view kind {self.kind!r}; choose from {', '.join(VIEW_KINDS)}")
+        if not self.views:
+            self.views = (self.kind,) if self.kind != "page" else _default_views(self.trace)
+        self._payload: Payload | None = None
+
+    def payload(self) -> Payload:
+        """The versioned data the front end renders (built once)."""
+        if self._payload is None:
+            self._payload = build_payload(self.trace, self.views, self.options, self.precision)
+        return self._payload
+
+    @property
+    def element_id(self) -> str:
+        """The root element's id, derived from the content: same input, same id."""
+        digest = hashlib.sha256(f"{self.kind}\n{payload_json(self.payload())}".encode()).hexdigest()
+        return f"attnscope-{digest[:16]}"
+
+    def fragment(self) -> str:
+        """An HTML snippet (root element, data block, bundle) to embed in a notebook or another page."""
+        data = payload_json(self.payload())
+        return (
+            f'<div class="attnscope-root as-{self.options.theme}" id="{self.element_id}" '
+            f'data-attnscope-state="pending" data-attnscope-view="{self.kind}">'
+            f'<script type="application/json">{data}</script>'
+            "<div>attnscope view: it needs JavaScript (in Jupyter, trust the notebook; or save it as HTML "
+            "and open the file).</div></div>\n"
+            f"<script>{bundle()}</script>"
+        )
+
+    def to_html(self) -> str:
+        """A complete, self-contained HTML page: no network requests, works offline."""
+        title = html.escape(f"attnscope {_TITLES[self.kind]}: {self.trace.model.name}")
+        bg = "#ffffff" if self.options.theme == "light" else "#1e1e1e"
+        return (
+            "<!DOCTYPE html>\n"
+            '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{title}</title>\n"
+            f"<style>body{{margin:0;padding:12px;background:{bg}}}</style>\n"
+            f"</head>\n<body>\n{self.fragment()}\n</body>\n</html>\n"
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the view: ``.html`` (interactive page), or ``.png`` / ``.svg`` (static image)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix in (".html", ".htm"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.to_html(), encoding="utf-8")
+            return path
+        if suffix in (".png", ".svg"):
+            if self.kind == "page":
+                raise InputError("a page of tabs has no single image; save one view (e.g. head_view(...)) as an image")
+            from attnscope.views.export import save_static
+
+            save_static(self, path)
+            return path
+        raise InputError(f"cannot save a view as {path.name!r}: use a .html, .png or .svg file name")
+
+    def _repr_html_(self) -> str:
+        return self.fragment()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/html": self.fragment(), "text/plain": repr(self)}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(self.views)
+        return f"<attnscope {_TITLES[self.kind]} ({shown}) of {self.trace!r}>"
+
+
+def _default_views(trace: Trace) -> tuple[str, ...]:
+    views = ["head", "model"]
+    if trace.main_stack in trace.qk:
+        views.append("neuron")
+    views.append("heatmap")
+    return tuple(views)
+
+
+def _as_int(value: Any, what: str) -> int | None:
+    """An index given as int, numpy scalar or one-element tensor/array (BertViz's sentence_b_start)."""
+    if value is None:
+        return None
+    try:
+        if hasattr(value, "reshape"):
+            flat = value.reshape(-1)
+            if len(flat) != 1:
+                raise InputError(f"{what} must be one number, got {len(flat)} values")
+            value = flat[0]
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be an integer, got {value!r}") from None
+
+
+def _as_indices(value: Any, what: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value,)
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a list of integers, got {value!r}") from None
+
+
+def to_trace(
+    trace_or_attention: Any,
+    tokens: Any = None,
+    sentence_b_start: Any = None,
+    *,
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Any = None,
+    decoder_tokens: Any = None,
+) -> Trace:
+    """A Trace as given, or built from BertViz's arguments (attention tuple + token strings)."""
+    if isinstance(trace_or_attention, Trace):
+        if tokens is not None or encoder_attention is not None or decoder_attention is not None:
+            raise InputError("pass either a Trace or attention with tokens, not both")
+        return trace_or_attention
+    if trace_or_attention is None and encoder_attention is None and decoder_attention is None:
+        raise InputError("pass a Trace, or attention (one tensor per layer, as the model returns) with tokens")
+    try:
+        return Trace.from_attentions(
+            trace_or_attention,
+            None if tokens is None else list(tokens),
+            _as_int(sentence_b_start, "sentence_b_start"),
+            encoder_attention=encoder_attention,
+            decoder_attention=decoder_attention,
+            cross_attention=cross_attention,
+            encoder_tokens=None if encoder_tokens is None else list(encoder_tokens),
+            decoder_tokens=None if decoder_tokens is None else list(decoder_tokens),
+        )
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
+def _options(
+    *,
+    layer: Any = None,
+    heads: Any = None,
+    include_layers: Any = None,
+    include_heads: Any = None,
+    stack: str | None = None,
+    query_index: Any = 0,
+    theme: Theme = "dark",
+    index_base: int = 0,
+    hide_special: bool = False,
+) -> ViewOptions:
+    return ViewOptions(
+        layer=_as_int(layer, "layer"),
+        heads=_as_indices(heads, "heads"),
+        include_layers=_as_indices(include_layers, "include_layers"),
+        include_heads=_as_indices(include_heads, "include_heads"),
+        stack=stack,
+        query_index=_as_int(query_index, "query_index") or 0,
+        theme=theme,
+        index_base=index_base,
+        hide_special=hide_special,
+    )
+
+
+def _html_action(value: str) -> None:
+    if value not in ("view", "return"):
+        raise InputError(f"html_action must be 'view' or 'return', got {value!r} (both return the view object)")
