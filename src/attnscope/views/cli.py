@@ -1,0 +1,88 @@
+"""``attnscope view``: trace a text (or pair) and write one self-contained HTML page of views."""
+
+from __future__ import annotations
+
+import argparse
+import webbrowser
+from pathlib import Path
+
+from attnscope.cli import add_model_options, load_from_args
+from attnscope.errors import InputError
+from attnscope.views.options import VIEW_KINDS
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``view`` subcommand."""
+    p = subparsers.add_parser(
+        "view",
+        help="write an interactive page (head, model, neuron, heatmap views) for a text or pair",
+        description="Run a model on TEXT (and TEXT_B as sentence B) and write one self-contained, offline "
+        "HTML page with the views as tabs. Layer and head numbers given here are 0-based.",
+    )
+    p.add_argument("text", metavar="TEXT", help="the text (sentence A, or the source of an encoder-decoder)")
+    p.add_argument("text_b", metavar="TEXT_B", nargs="?", default=None, help="optional sentence B")
+    p.add_argument("--target", default=None, help="decoder text, for encoder-decoder models (e.g. T5, BART)")
+    p.add_argument("-o", "--output", type=Path, default=Path("attnscope-view.html"), help="HTML file to write")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.add_argument(
+        "--views",
+        default=None,
+        help=f"comma-separated views, in tab order: {','.join(VIEW_KINDS)} (default: all of them)",
+    )
+    p.add_argument("--layers", default=None, help="layers to show, e.g. 0,1,2 (the head view starts at the first)")
+    p.add_argument("--heads", default=None, help="heads to show, e.g. 0,3 (the neuron view and heatmap use the first)")
+    p.add_argument("--theme", choices=("dark", "light"), default="dark", help="colour theme (default: dark)")
+    p.add_argument(
+        "--index-base", type=int, choices=(0, 1), default=0, help="label layers/heads from 0 (BertViz) or 1 (exBERT)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="attention in the page: uint8 (default, error <= 1/255, small) or float32 (exact)",
+    )
+    p.add_argument("--truncate", action="store_true", help="cut text longer than the model allows")
+    add_model_options(p)
+    p.set_defaults(func=_cmd_view)
+
+
+def _indices(value: str | None, what: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"--{what} takes comma-separated numbers such as 0,1,2; got {value!r}") from None
+    if not out:
+        raise InputError(f"--{what} is empty; leave it out to show all {what}")
+    return out
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from attnscope.tracing import trace
+    from attnscope.views.api import page
+
+    views = tuple(v.strip() for v in args.views.split(",") if v.strip()) if args.views else tuple(VIEW_KINDS)
+    bad = [v for v in views if v not in VIEW_KINDS]
+    if bad or not views:
+        raise InputError(f"unknown view(s) {', '.join(bad) or args.views!r}; choose from {','.join(VIEW_KINDS)}")
+    layers = _indices(args.layers, "layers")
+    heads = _indices(args.heads, "heads")
+    handle = load_from_args(args)
+    result = trace(handle, args.text, args.text_b, target=args.target, qk="neuron" in views, truncation=args.truncate)
+    view = page(
+        result,
+        views,
+        layer=layers[0] if layers else None,
+        heads=heads,
+        include_layers=layers,
+        include_heads=heads,
+        theme=args.theme,
+        index_base=args.index_base,
+        precision=args.precision,
+    )
+    path = view.save(args.output).resolve()
+    print(path)
+    if args.open:
+        webbrowser.open(path.as_uri())
+    return 0
