@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,8 @@ import pytest
 import attnscope
 from attnscope.errors import AttnscopeError, InputError
 from attnscope.traces import Trace
+from attnscope.views import View, ViewOptions, head_view, heatmap_view, model_view, neuron_view
 from attnscope.views.export import save_static, to_svg
-from attnscope.views.options import ViewOptions
 
 pytest.importorskip("matplotlib", reason="static export needs the 'views' extra (matplotlib)")
 
@@ -33,17 +32,8 @@ XSS_TOKENS = [
 ]
 
 
-@dataclass
-class _StandIn:
-    """The three attributes static export reads from a view object."""
-
-    kind: str
-    trace: Trace
-    options: ViewOptions
-
-
-def _view(kind: str, trace: Trace, **options: Any) -> _StandIn:
-    return _StandIn(kind, trace, ViewOptions(**options))
+def _view(kind: str, trace: Trace, **options: Any) -> View:
+    return View(kind, trace, ViewOptions(**options))
 
 
 def _random_trace(tokens: list[str], layers: int = 2, heads: int = 3, sentence_b_start: int | None = None) -> Trace:
@@ -94,6 +84,18 @@ def test_every_kind_saves_png_and_svg_that_open(kind: str, qk_trace: Trace, tmp_
     if kind != "model":  # the model view's thumbnails carry no token labels
         for token in ("cat", "tired", "[SEP]"):
             assert token in texts
+
+
+def test_view_functions_save_images_through_static_export(qk_trace: Trace, tmp_path: Path) -> None:
+    views = {
+        "head": head_view(qk_trace, layer=1, heads=[0, 2]),
+        "model": model_view(qk_trace, include_layers=[0]),
+        "neuron": neuron_view(qk_trace, layer=1, head=3, query_index=2),
+        "heatmap": heatmap_view(qk_trace, 1, 2),
+    }
+    for kind, view in views.items():
+        _check_png(view.save(tmp_path / f"{kind}.png"))
+        assert view.save(tmp_path / f"{kind}.svg").read_text(encoding="utf-8") == to_svg(view)
 
 
 def test_svg_is_repeatable_and_matches_the_saved_file(pair_trace: Trace, tmp_path: Path) -> None:
@@ -147,8 +149,8 @@ def test_user_text_is_drawn_as_text_never_markup(tmp_path: Path) -> None:
             continue
         for token in ["</script>", "<img src=x onerror=alert(1)>", "\"'><svg onload=alert(1)>", "$x^2$", "&amp;"]:
             assert token in texts, token  # verbatim: not markup, not mathtext
-        assert "a<U+200B>b" in texts  # invisible characters are made visible
-        assert "<U+202E>evil" in texts
+        assert "a\u27e8U+200B\u27e9b" in texts  # invisible characters are made visible, as in the pages
+        assert "\u27e8U+202E\u27e9evil" in texts
     _check_png(save_static(_view("head", trace), tmp_path / "xss.png"))
 
 
@@ -222,7 +224,7 @@ def test_bad_options_are_clear_errors(pair_trace: Trace, options: dict[str, Any]
 
 def test_unknown_kind_and_oversized_head_view_are_errors(pair_trace: Trace) -> None:
     with pytest.raises(InputError, match=r"supports head, model, neuron, heatmap"):
-        to_svg(_StandIn("page", pair_trace, ViewOptions()))
+        to_svg(View("page", pair_trace))
     long_trace = _random_trace([f"t{i}" for i in range(1100)], layers=1, heads=1)
     with pytest.raises(InputError, match=r"at most 1024 tokens"):
         to_svg(_view("head", long_trace))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import math
-import unicodedata
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from numpy.typing import NDArray
 from attnscope.errors import AttnscopeError, InputError
 from attnscope.tokens import Tokens
 from attnscope.traces import Trace
+from attnscope.views.payload import visible_label as _visible
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -153,17 +153,6 @@ def _width(fig: Figure) -> float:
 
 
 # -- shared helpers ----------------------------------------------------------------------------------
-def _visible(token: str) -> str:
-    """A token as drawn: control, format (zero-width, bidi) and other invisible characters as <U+XXXX>."""
-    out = []
-    for ch in token:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"):
-            out.append(f"<U+{ord(ch):04X}>")
-        else:
-            out.append(ch)
-    return "".join(out) if out else "\u2205"
-
-
 def _labels(tokens: Tokens) -> list[str]:
     return [_visible(t) for t in tokens.display]
 
