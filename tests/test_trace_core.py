@@ -135,6 +135,10 @@ def test_public_api() -> None:
         "load",
         "trace",
         "trace_many",
+        "head_view",
+        "model_view",
+        "neuron_view",
+        "heatmap_view",
     }
     for name in attnscope.__all__:
         assert getattr(attnscope, name) is not None

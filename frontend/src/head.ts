@@ -109,7 +109,9 @@ export class HeadView {
     const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
     if (this.stackSel) fill(this.stackSel, this.state.stacks.map((s) => ({ value: s.name, text: cap(s.name) })), this.stackName);
     if (this.layerSel) {
-      fill(this.layerSel, range(st.layers).map((l) => ({ value: String(l), text: this.state.label(l) })), String(this.layer));
+      const only = this.state.payload.options.include_layers;
+      const layers = only && st.name === this.state.payload.options.stack ? only : range(st.layers);
+      fill(this.layerSel, layers.map((l) => ({ value: String(l), text: this.state.label(l) })), String(this.layer));
     }
     if (this.filterSel) {
       const pair = st.query.segment.includes(1) || st.key.segment.includes(1);

@@ -14,6 +14,7 @@ from attnscope.traces import QK, ModelInfo, Trace
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle, load
     from attnscope.tracing import trace, trace_many
+    from attnscope.views import head_view, heatmap_view, model_view, neuron_view
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,10 @@ _LAZY = {
     "load": "attnscope.loading",
     "trace": "attnscope.tracing",
     "trace_many": "attnscope.tracing",
+    "head_view": "attnscope.views",
+    "model_view": "attnscope.views",
+    "neuron_view": "attnscope.views",
+    "heatmap_view": "attnscope.views",
 }
 
 __all__ = [
@@ -31,7 +36,11 @@ __all__ = [
     "ModelHandle",
     "ModelInfo",
     "Trace",
+    "head_view",
+    "heatmap_view",
     "load",
+    "model_view",
+    "neuron_view",
     "trace",
     "trace_many",
 ]
