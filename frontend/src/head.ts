@@ -241,10 +241,17 @@ export class HeadView {
         if (!f[q] || !this.allowed("q", q)) continue;
         const base = st.row(this.layer, h, q);
         const yq = y(q);
+        // A hovered query shows its strongest keys even when attention is spread thin (long inputs).
+        let min = MIN_WEIGHT;
+        if (hover?.side === "q") {
+          let top = 0;
+          for (let k = kFrom; k < kTo; k++) top = Math.max(top, v[base + k] * f[q]);
+          min = Math.min(MIN_WEIGHT, top * 0.5);
+        }
         for (let k = kFrom; k < kTo; k++) {
           const w = v[base + k] * f[q];
-          if (w < MIN_WEIGHT || (hide && st.key.special[k]) || !this.allowed("k", k)) continue;
-          const level = Math.min(LEVELS - 1, Math.floor(w * LEVELS));
+          if (w < min || w <= 0 || (hide && st.key.special[k]) || !this.allowed("k", k)) continue;
+          const level = Math.max(min < MIN_WEIGHT ? 4 : 0, Math.min(LEVELS - 1, Math.floor(w * LEVELS)));
           const path = paths[level] ?? (paths[level] = new Path2D());
           path.moveTo(x1, yq);
           path.lineTo(x2, y(k));

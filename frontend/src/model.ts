@@ -138,19 +138,26 @@ function thumbnail(c: HTMLCanvasElement, st: Stack, layer: number, head: number,
   const counts = new Float32Array(bq);
   const f = st.factors(layer, head, hide);
   const v = st.values;
-  const kBin = new Int32Array(st.nk);
-  for (let k = 0; k < st.nk; k++) kBin[k] = hide && st.key.special[k] ? -1 : Math.floor((k * bk) / st.nk);
+  const nk = st.nk;
+  // Key bin b holds keys [edges[b], edges[b + 1]): floor(k * bk / nk) === b.
+  const edges = new Int32Array(bk + 1);
+  for (let b = 0; b <= bk; b++) edges[b] = Math.ceil((b * nk) / bk);
+  const specials: number[] = [];
+  if (hide) for (let k = 0; k < nk; k++) if (st.key.special[k]) specials.push(k);
   for (let q = 0; q < st.nq; q++) {
     if (!f[q]) continue;
-    const b = Math.floor((q * bq) / st.nq);
-    counts[b]++;
+    const a = Math.floor((q * bq) / st.nq);
+    counts[a]++;
     const base = st.row(layer, head, q);
-    const row = b * bk;
+    const row = a * bk;
     const fq = f[q];
-    for (let k = 0; k < st.nk; k++) {
-      const kb = kBin[k];
-      if (kb >= 0) acc[row + kb] += v[base + k] * fq;
+    for (let b = 0; b < bk; b++) {
+      let sum = 0;
+      const end = base + edges[b + 1];
+      for (let i = base + edges[b]; i < end; i++) sum += v[i];
+      acc[row + b] += sum * fq;
     }
+    for (const k of specials) acc[row + Math.floor((k * bk) / nk)] -= v[base + k] * fq;
   }
   const pad = 4;
   const yq = (i: number) => pad + ((i + 0.5) * (THUMB - 2 * pad)) / bq;
