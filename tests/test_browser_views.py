@@ -1,0 +1,293 @@
+"""The views in real Chromium (Debian's package, driven by Playwright): render offline, interact, stay safe."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import attnscope
+from attnscope.traces import Trace
+from attnscope.views import page as view_page
+from attnscope.views.options import ViewOptions
+from attnscope.views.payload import build_payload, decode_attention
+from test_views_payload import PAIR, XSS, random_trace
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROW = 18  # the head view's row height (frontend/src/head.ts)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole session."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (./dev test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Any]:
+    """A fresh page that fails the test on any network request, console error, page error or dialog."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    problems: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            problems.append(f"network request: {r.request.url}")
+            r.abort()
+
+    context.route("**/*", route)
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    yield pg
+    context.close()
+    assert problems == []
+
+
+def show(pg: Any, html: str) -> float:
+    """Load a page and wait until it has rendered; returns seconds taken."""
+    t0 = time.perf_counter()
+    pg.set_content(html)
+    pg.wait_for_selector(".attnscope-root[data-attnscope-state=ready]", timeout=30_000)
+    return time.perf_counter() - t0
+
+
+def data(pg: Any, selector: str) -> dict[str, str]:
+    result: dict[str, str] = pg.eval_on_selector(selector, "e => Object.assign({}, e.dataset)")
+    return result
+
+
+def pixels(pg: Any, selector: str) -> str:
+    result: str = pg.eval_on_selector(selector, "c => c.toDataURL()")
+    return result
+
+
+def hover_row(pg: Any, side: str, row: int) -> None:
+    box = pg.query_selector(".as-headview canvas").bounding_box()
+    x = box["x"] + 10 if side == "q" else box["x"] + box["width"] - 10
+    pg.mouse.move(x, box["y"] + 4 + ROW * row + ROW / 2)
+
+
+@pytest.fixture(scope="module")
+def minilm_pair(minilm: Any) -> Trace:
+    return attnscope.trace(minilm, *PAIR, qk=True)
+
+
+@pytest.fixture(scope="module")
+def traces(minilm_pair: Trace, tiny: Any) -> dict[str, Trace]:
+    return {
+        "minilm": minilm_pair,
+        "gpt2": attnscope.trace(tiny("gpt2"), "The cat is very sad because it could not find food.", qk=True),
+        "bart": attnscope.trace(tiny("bart"), "The cat is very sad.", target="Le chat est triste.", qk=True),
+    }
+
+
+@pytest.mark.parametrize("which", ["minilm", "gpt2", "bart"])
+def test_every_view_renders_offline(tab: Any, traces: dict[str, Trace], which: str) -> None:
+    trace = traces[which]
+    show(tab, view_page(trace).to_html())
+    stack = trace.main_stack
+    n_layers, n_heads, n_query, n_key = trace.attention[stack].shape
+    head = data(tab, ".as-headview")
+    assert (head["stack"], head["layer"], int(head["lines"]) > 0) == (stack, "0", True)
+    tab.click("button[data-tab=model]")
+    assert data(tab, ".as-modelview")["thumbs"] == str(n_layers * n_heads)
+    tab.click("button[data-tab=neuron]")
+    assert data(tab, ".as-neuronview")["rows"] == str(n_key)
+    tab.click("button[data-tab=heatmap]")
+    assert data(tab, ".as-heatmapview")["cells"] == f"{n_query}x{n_key}"
+    if which == "bart":  # encoder, decoder and cross attention in the head view
+        tab.click("button[data-tab=head]")
+        options = tab.eval_on_selector(".as-headview select.as-stack", "s => [...s.options].map(o => o.value)")
+        assert options == ["encoder", "decoder", "cross"]
+        tab.select_option(".as-headview select.as-stack", "cross")
+        assert data(tab, ".as-headview")["stack"] == "cross"
+        assert "decoder tokens (queries, left)" in tab.text_content(".as-headview .as-note")
+
+
+def test_head_view_hover_heads_layers_and_filter(tab: Any, minilm_pair: Trace) -> None:
+    show(tab, view_page(minilm_pair, ["head"]).to_html())
+    canvas = ".as-headview canvas"
+    before, lines = pixels(tab, canvas), int(data(tab, ".as-headview")["lines"])
+    hover_row(tab, "q", 3)
+    state = data(tab, ".as-headview")
+    assert state["hover"] == "q3"
+    assert 0 < int(state["lines"]) < lines
+    assert pixels(tab, canvas) != before
+    assert tab.text_content(".as-headview .as-caption").startswith("\u201cis\u201d (query 3) attends most to")
+    hover_row(tab, "k", 5)
+    assert data(tab, ".as-headview")["hover"] == "k5"
+    tab.mouse.move(0, 0)
+    assert data(tab, ".as-headview")["hover"] == ""
+    # colour blocks: click toggles a head, double-click keeps only it
+    tab.click(".as-headview .as-head[data-head='0']")
+    state = data(tab, ".as-headview")
+    assert state["heads"] == ",".join(str(h) for h in range(1, 12))
+    assert int(state["lines"]) < lines
+    assert tab.get_attribute(".as-head[data-head='0']", "aria-pressed") == "false"
+    tab.dblclick(".as-headview .as-head[data-head='4']")
+    assert data(tab, ".as-headview")["heads"] == "4"
+    one_head = pixels(tab, canvas)
+    tab.select_option(".as-headview select.as-layer", "2")
+    assert data(tab, ".as-headview")["layer"] == "2"
+    assert pixels(tab, canvas) != one_head
+    # sentence filter: A->B draws exactly the lines from sentence A to sentence B (weight >= 1%)
+    tab.select_option(".as-headview select.as-filter", "AB")
+    quantised = decode_attention(build_payload(minilm_pair, ("head",), ViewOptions())["stacks"][0]["attention"])
+    seg = minilm_pair.tokens.segment
+    expected = int((quantised[2, 4][np.ix_(seg == 0, seg == 1)] >= 0.01).sum())
+    assert data(tab, ".as-headview")["lines"] == str(expected)
+    tab.select_option(".as-headview select.as-filter", "BB")
+    expected_bb = int((quantised[2, 4][np.ix_(seg == 1, seg == 1)] >= 0.01).sum())
+    assert data(tab, ".as-headview")["lines"] == str(expected_bb)
+
+
+def neuron_numbers(tab: Any, column: str) -> np.ndarray:
+    values = tab.eval_on_selector_all(f".as-neuronview [data-col={column}]", "ns => ns.map(n => +n.dataset.value)")
+    return np.array(values)
+
+
+def test_neuron_view_shows_the_traces_numbers(tab: Any, minilm_pair: Trace) -> None:
+    show(tab, view_page(minilm_pair, ["neuron"]).to_html())
+    qk = minilm_pair.qk["encoder"]
+    att = minilm_pair.attention["encoder"]
+
+    def check(layer: int, head: int, query: int) -> None:
+        state = data(tab, ".as-neuronview")
+        assert (state["layer"], state["head"], state["query"]) == (str(layer), str(head), str(query))
+        dots = qk.queries[layer, head, query].astype(np.float64) @ qk.keys[layer, head].T.astype(np.float64)
+        np.testing.assert_allclose(neuron_numbers(tab, "dot"), dots, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(neuron_numbers(tab, "score"), qk.scores(layer, head)[query], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(neuron_numbers(tab, "softmax"), att[layer, head, query], atol=1e-6)
+
+    check(0, 0, 0)
+    tab.click(".as-neuronview .as-qlist span[data-index='5']")
+    check(0, 0, 5)
+    tab.select_option(".as-neuronview select.as-layer", "2")
+    tab.select_option(".as-neuronview select.as-head-select", "3")
+    check(2, 3, 5)
+    assert "\u00d7 0.1768" in tab.text_content(".as-neuronview")  # the scale 1/sqrt(32), shown
+
+
+def test_xss_tokens_execute_nothing_and_show_as_text(tab: Any) -> None:
+    trace = random_trace(XSS)
+    show(tab, view_page(trace).to_html())
+    title = tab.title()
+    hover_row(tab, "q", 1)
+    assert "\u201c</script>\u201d (query 1)" in tab.text_content(".as-headview .as-caption")
+    for name in ("model", "heatmap", "neuron"):
+        tab.click(f"button[data-tab={name}]")
+    tokens = tab.eval_on_selector_all(".as-neuronview .as-qlist span", "ns => ns.map(n => n.textContent)")
+    assert tokens[1:5] == XSS[1:5]
+    assert tokens[5] == "\u27e8U+202E\u27e9evil"
+    assert tokens[6] == "a\u27e8U+200B\u27e9b"
+    assert tab.is_visible(".as-neuronview .as-qlist span[data-index='2']")
+    injected = tab.eval_on_selector(
+        ".attnscope-root", "r => r.querySelectorAll('img, svg, iframe, object, embed').length"
+    )
+    assert injected == 0
+    assert tab.title() == title
+
+
+def test_index_base_switch_relabels_layers_and_heads(tab: Any, minilm_pair: Trace) -> None:
+    show(tab, view_page(minilm_pair, ["head", "model", "neuron"]).to_html())
+
+    def labels(selector: str) -> list[str]:
+        result: list[str] = tab.eval_on_selector_all(selector, "ns => ns.map(n => n.textContent)")
+        return result
+
+    assert labels(".as-headview select.as-layer option") == [str(i) for i in range(6)]
+    assert labels(".as-headview .as-head")[:2] == ["0", "1"]
+    tab.select_option(".as-page-bar select.as-base", "1")
+    assert labels(".as-headview select.as-layer option") == [str(i) for i in range(1, 7)]
+    assert labels(".as-headview .as-head") == [str(i) for i in range(1, 13)]
+    tab.click("button[data-tab=model]")
+    assert labels(".as-modelview .as-glabel")[1] == "Head 1"
+    assert "Layer 6" in labels(".as-modelview .as-glabel")
+    tab.click("button[data-tab=neuron]")
+    assert labels(".as-neuronview select.as-head-select option")[0] == "1"
+    assert data(tab, ".as-neuronview")["head"] == "0"  # the data index stays 0-based
+
+
+def test_model_view_open_include_theme_and_delimiters(tab: Any, minilm_pair: Trace) -> None:
+    show(tab, view_page(minilm_pair, ["model", "head"], theme="light").to_html())
+    assert "as-light" in tab.get_attribute(".attnscope-root", "class")
+    tab.click(".as-modelview canvas.as-thumb[data-layer='2'][data-head='3']")
+    assert data(tab, ".as-modelview")["open"] == "2,3"
+    detail = ".as-modelview .as-detail .as-headview"
+    assert (data(tab, detail)["layer"], data(tab, detail)["heads"]) == ("2", "3")
+    box = tab.query_selector(f"{detail} canvas").bounding_box()
+    tab.mouse.move(box["x"] + 10, box["y"] + 4 + ROW * 2 + ROW / 2)
+    assert data(tab, detail)["hover"] == "q2"
+    tab.click(".as-modelview .as-layer-toggles button[data-index='0']")
+    state = data(tab, ".as-modelview")
+    assert (state["thumbs"], state["layers"]) == (str(5 * 12), "1,2,3,4,5")
+    tab.select_option(".as-page-bar select.as-theme", "dark")
+    assert "as-dark" in tab.get_attribute(".attnscope-root", "class")
+    tab.click("button[data-tab=head]")
+    lines = data(tab, ".as-headview")["lines"]
+    tab.check(".as-page-bar input.as-hide")
+    assert "renormalised to sum to 1" in tab.text_content(".as-headview .as-note")
+    assert data(tab, ".as-headview")["lines"] != lines
+
+
+def test_long_decoder_input_stays_fast(tab: Any, wordpiece: Any) -> None:
+    from transformers import AutoTokenizer
+
+    import tiny_models
+    from attnscope.loading import ModelHandle, default_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path(), model_max_length=4096)
+    handle = ModelHandle.from_model(tiny_models.build("gpt2", n_positions=2048), tokenizer, "tiny-gpt2-2048")
+    words = ("the cat sat on the mat because it could not find food to eat " * 200).split()
+    trace = attnscope.trace(handle, " ".join(words[:1998]))
+    n = len(trace.tokens)
+    assert n == 2000
+    seconds = show(tab, view_page(trace, ["head", "model"]).to_html())
+    assert seconds < 30  # generous: the benchmark measures speed; this guards against a hang
+    state = data(tab, ".as-headview")
+    assert 0 < int(state["lines"]) < 4 * 60 * 100  # only the rows in view are drawn
+    tab.eval_on_selector(".as-headview .as-scroll", "e => { e.scrollTop = e.scrollHeight }")
+    tab.wait_for_timeout(100)
+    box = tab.query_selector(".as-headview canvas").bounding_box()
+    tab.mouse.move(box["x"] + 10, box["y"] + box["height"] - 8)
+    assert data(tab, ".as-headview")["hover"] == f"q{n - 1}"
+    tab.click("button[data-tab=model]")
+    assert data(tab, ".as-modelview")["thumbs"] == "8"
+
+
+def test_heatmap_hover_reads_a_cell(tab: Any, minilm_pair: Trace) -> None:
+    show(tab, view_page(minilm_pair, ["heatmap"], layer=1, heads=[2], precision="float32").to_html())
+    assert (data(tab, ".as-heatmapview")["layer"], data(tab, ".as-heatmapview")["head"]) == ("1", "2")
+    box = tab.query_selector(".as-heatmapview canvas").bounding_box()
+    cell = (box["width"] - 110 - 4) / 18
+    tab.mouse.move(box["x"] + 110 + cell * 2.5, box["y"] + 80 + cell * 1.5)
+    assert data(tab, ".as-heatmapview")["hover"] == "1,2"
+    weight = minilm_pair.attention["encoder"][1, 2, 1, 2]
+    assert tab.text_content(".as-heatmapview .as-caption") == (
+        f"query 1 \u201cthe\u201d \u2192 key 2 \u201ccat\u201d: {weight:.4f}"
+    )
