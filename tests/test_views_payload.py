@@ -232,3 +232,18 @@ def test_bertviz_inputs_are_checked() -> None:
         head_view([np.zeros((1, 2, 4, 4), dtype=np.float32)], ["a", "b", "c"])
     with pytest.raises(InputError, match="sentence_b_start"):
         head_view([np.zeros((1, 2, 3, 3), dtype=np.float32)], ["a", "b", "c"], sentence_b_start="x")
+
+
+def test_bertviz_neuron_show_call(tiny: Any) -> None:
+    from attnscope.views import neuron_view as show
+
+    handle = tiny("bert")
+    view = show(handle.model, "bert", handle.tokenizer, PAIR[0], PAIR[1], layer=1, head=2)
+    assert (view.kind, view.options.layer, view.options.heads) == ("neuron", 1, (2,))
+    assert view.trace.tokens.sentence_b_start is not None
+    same = show(handle.model, handle.tokenizer, PAIR[0], PAIR[1], 1, 2)
+    assert same.to_html() == view.to_html()
+    (neuron,) = view.payload()["neuron"]
+    np.testing.assert_array_equal(decode_array(neuron["queries"]), view.trace.qk["encoder"].queries)
+    with pytest.raises(InputError, match="tokenizer"):
+        show(handle.model, None, PAIR[0])

@@ -133,9 +133,10 @@ def neuron_view(
     too (the model type is not needed and is ignored).
     """
     positional = list(args)
+    names: tuple[str, ...] = ("tokenizer", "sentence_a", "sentence_b", "layer", "head")
     if positional and isinstance(positional[0], str) and not isinstance(trace_or_model, Trace):
-        positional.pop(0)  # BertViz's model_type
-    names = ("tokenizer", "sentence_a", "sentence_b", "display_mode", "layer", "head")
+        positional.pop(0)  # BertViz's model_type; its positional order puts display_mode before layer
+        names = ("tokenizer", "sentence_a", "sentence_b", "display_mode", "layer", "head")
     if len(positional) > len(names):
         raise InputError(f"neuron_view takes at most {len(names) + 1} positional arguments")
     given = dict(zip(names, positional, strict=False))
