@@ -247,3 +247,10 @@ def test_bertviz_neuron_show_call(tiny: Any) -> None:
     np.testing.assert_array_equal(decode_array(neuron["queries"]), view.trace.qk["encoder"].queries)
     with pytest.raises(InputError, match="tokenizer"):
         show(handle.model, None, PAIR[0])
+
+
+def test_save_static_images(pair_trace: Trace, tmp_path: Any) -> None:
+    png = head_view(pair_trace, layer=1, heads=[0, 2]).save(tmp_path / "head.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = model_view(pair_trace).save(tmp_path / "model.svg")
+    assert b"<svg" in svg.read_bytes()[:2000]
