@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
 
 # Modules that each add their subcommands through a ``register(subparsers)`` function.
-COMMAND_MODULES: tuple[str, ...] = ("attnscope.views.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("attnscope.views.cli", "attnscope.probe.cli")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
