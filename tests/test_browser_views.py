@@ -291,3 +291,16 @@ def test_heatmap_hover_reads_a_cell(tab: Any, minilm_pair: Trace) -> None:
     assert tab.text_content(".as-heatmapview .as-caption") == (
         f"query 1 \u201cthe\u201d \u2192 key 2 \u201ccat\u201d: {weight:.4f}"
     )
+
+
+def test_several_views_share_a_document_without_globals(tab: Any, minilm_pair: Trace) -> None:
+    from attnscope.views import head_view, model_view
+
+    tab.set_content("<html><body></body></html>")
+    baseline = set(tab.evaluate("Object.keys(window)"))
+    fragments = head_view(minilm_pair).fragment() + model_view(minilm_pair, display_mode="light").fragment()
+    tab.set_content(f"<html><body>{fragments}</body></html>")
+    tab.wait_for_function("document.querySelectorAll('.attnscope-root[data-attnscope-state=ready]').length === 2")
+    assert int(data(tab, ".as-headview")["lines"]) > 0
+    assert data(tab, ".as-modelview")["thumbs"] == "72"
+    assert set(tab.evaluate("Object.keys(window)")) == baseline
