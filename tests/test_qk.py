@@ -170,6 +170,31 @@ def test_t5_position_bias_is_needed(sharp: Any) -> None:
     assert t.qk["cross"].bias is None  # T5's cross attention has no position bias
 
 
+def test_gpt2_layer_dependent_scale(wordpiece: Any) -> None:
+    from attnscope.loading import ModelHandle
+
+    model = tiny_models.build("gpt2", initializer_range=0.15, scale_attn_by_inverse_layer_idx=True)
+    t = _trace(ModelHandle.from_model(model, wordpiece), "gpt2")
+    np.testing.assert_allclose(t.qk["decoder"].scale, [8**-0.5, 8**-0.5 / 2], rtol=1e-6)
+    _assert_rebuilds(t)
+
+
+@pytest.mark.parametrize(
+    ("family", "auto_class"),
+    [("gpt2", "AutoModelForCausalLM"), ("t5", "AutoModelForSeq2SeqLM"), ("distilbert", "AutoModelForMaskedLM")],
+)
+def test_models_with_heads(wordpiece: Any, family: str, auto_class: str) -> None:
+    """Adapter paths start at the base model, so task heads around it change nothing."""
+    import transformers
+
+    from attnscope.loading import ModelHandle
+
+    cls_name, kwargs = tiny_models.CONFIGS[family]
+    config = getattr(transformers, cls_name)(vocab_size=tiny_models.VOCAB, **kwargs)
+    model = getattr(transformers, auto_class).from_config(config, attn_implementation="eager").eval()
+    _assert_rebuilds(_trace(ModelHandle.from_model(model, wordpiece), family))
+
+
 def _all_hooks(model: Any) -> set[tuple[str, str, int]]:
     """Every forward (pre-)hook on the model. Transformers installs its own output-capturing hooks on
     the first forward pass and keeps them, so capture must leave exactly the hooks it found."""
