@@ -62,6 +62,7 @@ class View:
         if not self.views:
             self.views = (self.kind,) if self.kind != "page" else _default_views(self.trace)
         self._payload: Payload | None = None
+        self._json: str | None = None
 
     def payload(self) -> Payload:
         """The versioned data the front end renders (built once)."""
@@ -69,15 +70,21 @@ class View:
             self._payload = build_payload(self.trace, self.views, self.options, self.precision)
         return self._payload
 
+    def payload_json(self) -> str:
+        """The payload as JSON, escaped for a <script> element (built once)."""
+        if self._json is None:
+            self._json = payload_json(self.payload())
+        return self._json
+
     @property
     def element_id(self) -> str:
         """The root element's id, derived from the content: same input, same id."""
-        digest = hashlib.sha256(f"{self.kind}\n{payload_json(self.payload())}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{self.kind}\n{self.payload_json()}".encode()).hexdigest()
         return f"attnscope-{digest[:16]}"
 
     def fragment(self) -> str:
         """An HTML snippet (root element, data block, bundle) to embed in a notebook or another page."""
-        data = payload_json(self.payload())
+        data = self.payload_json()
         return (
             f'<div class="attnscope-root as-{self.options.theme}" id="{self.element_id}" '
             f'data-attnscope-state="pending" data-attnscope-view="{self.kind}">'
