@@ -254,3 +254,12 @@ def test_save_static_images(pair_trace: Trace, tmp_path: Any) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = model_view(pair_trace).save(tmp_path / "model.svg")
     assert b"<svg" in svg.read_bytes()[:2000]
+
+
+def test_changing_a_views_fields_rebuilds_it(pair_trace: Trace) -> None:
+    import dataclasses
+
+    view = head_view(pair_trace)
+    dark = view.to_html()
+    view.options = dataclasses.replace(view.options, theme="light")
+    assert view.to_html() == head_view(pair_trace, theme="light").to_html() != dark

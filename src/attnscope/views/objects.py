@@ -63,17 +63,21 @@ class View:
             self.views = (self.kind,) if self.kind != "page" else _default_views(self.trace)
         self._payload: Payload | None = None
         self._json: str | None = None
+        self._key: tuple[object, ...] = ()
 
     def payload(self) -> Payload:
-        """The versioned data the front end renders (built once)."""
-        if self._payload is None:
+        """The versioned data the front end renders (built once; again if the view's fields change)."""
+        key = (self.options, self.views, self.precision, id(self.trace))
+        if self._payload is None or key != self._key:
             self._payload = build_payload(self.trace, self.views, self.options, self.precision)
+            self._key, self._json = key, None
         return self._payload
 
     def payload_json(self) -> str:
         """The payload as JSON, escaped for a <script> element (built once)."""
+        payload = self.payload()
         if self._json is None:
-            self._json = payload_json(self.payload())
+            self._json = payload_json(payload)
         return self._json
 
     @property
