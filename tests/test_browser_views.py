@@ -304,3 +304,15 @@ def test_several_views_share_a_document_without_globals(tab: Any, minilm_pair: T
     assert int(data(tab, ".as-headview")["lines"]) > 0
     assert data(tab, ".as-modelview")["thumbs"] == "72"
     assert set(tab.evaluate("Object.keys(window)")) == baseline
+
+
+def test_wrong_contract_version_is_a_visible_error(browser: Any, minilm_pair: Trace) -> None:
+    html = view_page(minilm_pair, ["heatmap"]).to_html().replace('{"version":1,', '{"version":99,', 1)
+    pg = browser.new_page()
+    try:
+        pg.set_content(html)
+        pg.wait_for_selector(".attnscope-root[data-attnscope-state=error]")
+        message = pg.text_content(".attnscope-root .as-error")
+        assert "data version 99; this bundle reads version 1" in message
+    finally:
+        pg.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -263,3 +264,8 @@ def test_changing_a_views_fields_rebuilds_it(pair_trace: Trace) -> None:
     dark = view.to_html()
     view.options = dataclasses.replace(view.options, theme="light")
     assert view.to_html() == head_view(pair_trace, theme="light").to_html() != dark
+
+
+def test_front_end_reads_the_same_contract_version() -> None:
+    source = (Path(__file__).parents[1] / "frontend" / "src" / "payload.ts").read_text(encoding="utf-8")
+    assert f"export const PAYLOAD_VERSION = {PAYLOAD_VERSION};" in source
