@@ -316,3 +316,16 @@ def test_wrong_contract_version_is_a_visible_error(browser: Any, minilm_pair: Tr
         assert "data version 99; this bundle reads version 1" in message
     finally:
         pg.close()
+
+
+def test_neuron_view_position_bias_and_causal_mask(tab: Any, tiny: Any) -> None:
+    t5 = attnscope.trace(tiny("t5"), "The cat is very sad.", target="Le chat est triste.", qk=True)
+    show(tab, view_page(t5, ["neuron"], stack="decoder", layer=1, heads=[2], query_index=3).to_html())
+    qk = t5.qk["decoder"]
+    assert (data(tab, ".as-neuronview")["stack"], data(tab, ".as-neuronview")["query"]) == ("decoder", "3")
+    np.testing.assert_allclose(neuron_numbers(tab, "bias"), qk.bias[1, 2, 3], rtol=1e-6)  # type: ignore[index]
+    allowed = qk.mask[1, 3] > -1e29  # the decoder's causal mask: keys after the query are masked
+    assert not allowed.all()
+    np.testing.assert_allclose(neuron_numbers(tab, "score")[allowed], qk.scores(1, 2)[3][allowed], rtol=1e-5)
+    np.testing.assert_allclose(neuron_numbers(tab, "softmax"), t5.attention["decoder"][1, 2, 3], atol=1e-6)
+    assert tab.text_content(".as-neuronview [data-col=softmax][data-key='7']") == "masked"
