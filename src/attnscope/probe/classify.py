@@ -208,6 +208,7 @@ def _fit(
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # comes with scikit-learn
 
     if not rows:
         raise InputError(f"no labelled examples given to the {kind} probe")
@@ -231,12 +232,13 @@ def _fit(
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
 
     per_head = np.zeros((layers, heads))
-    for li in range(layers):
-        for h in range(heads):
-            per_head[li, h] = cross_val_score(model(), x[:, li, h, :], y, cv=cv).mean()
-    flat = x.reshape(n, -1)
-    accuracy = float(cross_val_score(model(), flat, y, cv=cv).mean())
-    full = model().fit(flat, y)
+    with threadpool_limits(1):  # many tiny fits: one BLAS thread is faster and repeatable
+        for li in range(layers):
+            for h in range(heads):
+                per_head[li, h] = cross_val_score(model(), x[:, li, h, :], y, cv=cv).mean()
+        flat = x.reshape(n, -1)
+        accuracy = float(cross_val_score(model(), flat, y, cv=cv).mean())
+        full = model().fit(flat, y)
     coef = full[-1].coef_  # [1, L*H*F] for two classes, [C, L*H*F] otherwise
     weights = coef.reshape(layers, heads, f) if len(classes) == 2 else coef.reshape(len(classes), layers, heads, f)
     return HeadProbeResult(
