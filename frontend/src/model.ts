@@ -6,6 +6,7 @@ import { PageState, Stack } from "./state";
 
 const THUMB = 84;
 const BINS = 42; // longer inputs are drawn as lines between groups of consecutive tokens
+const LEVELS = 32; // opacity steps
 
 export class ModelView {
   readonly node: HTMLElement;
@@ -164,18 +165,24 @@ function thumbnail(c: HTMLCanvasElement, st: Stack, layer: number, head: number,
   const yk = (i: number) => pad + ((i + 0.5) * (THUMB - 2 * pad)) / bk;
   ctx.strokeStyle = headColor(head);
   ctx.lineWidth = 1;
+  // One path per opacity step: a few strokes per thumbnail instead of one per line.
+  const paths: (Path2D | null)[] = new Array(LEVELS).fill(null);
   for (let a = 0; a < bq; a++) {
     if (!counts[a]) continue;
     for (let b = 0; b < bk; b++) {
       const w = acc[a * bk + b] / counts[a];
       if (w < 0.02) continue;
-      ctx.globalAlpha = Math.min(1, w);
-      ctx.beginPath();
-      ctx.moveTo(pad + 6, yq(a));
-      ctx.lineTo(THUMB - pad - 6, yk(b));
-      ctx.stroke();
+      const level = Math.min(LEVELS - 1, Math.floor(w * LEVELS));
+      const path = paths[level] ?? (paths[level] = new Path2D());
+      path.moveTo(pad + 6, yq(a));
+      path.lineTo(THUMB - pad - 6, yk(b));
     }
   }
+  paths.forEach((path, level) => {
+    if (!path) return;
+    ctx.globalAlpha = (level + 0.5) / LEVELS;
+    ctx.stroke(path);
+  });
   ctx.globalAlpha = 0.6;
   ctx.fillStyle = fg;
   for (let a = 0; a < bq; a++) ctx.fillRect(pad, yq(a) - 0.5, 5, 1);
