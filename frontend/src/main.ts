@@ -90,6 +90,7 @@ function renderPending(): void {
     Promise.resolve()
       .then(() => render(root, view, JSON.parse(block?.textContent ?? "null") as Payload))
       .then(() => {
+        root.dataset.readyAt = performance.now().toFixed(1); // ms since the page started loading
         root.dataset.attnscopeState = "ready";
       })
       .catch((err: unknown) => {
