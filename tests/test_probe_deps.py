@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -150,13 +152,35 @@ def test_write_outputs_is_all_or_nothing(tmp_path: Path) -> None:
     assert len(header["data"]["sha256"]) == 64
 
 
-@pytest.mark.integration
-def test_cli_on_ewt_dev(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "deps"
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def deps_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`attnscope probe deps` on the first 40 EWT dev sentences with MiniLM: (output folder, stdout)."""
+    out = tmp_path_factory.mktemp("probe") / "deps"
     treebank = shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu"
-    code = main(["probe", "deps", "--treebank", str(treebank), "--limit", "40", "--out", str(out), "--device", "cpu"])
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(
+            ["probe", "deps", "--treebank", str(treebank), "--limit", "40", "--out", str(out), "--device", "cpu"]
+        )
     assert code == 0
-    printed = capsys.readouterr().out
+    return out, buf.getvalue()
+
+
+@pytest.mark.integration
+def test_cli_on_ewt_dev(deps_run: tuple[Path, str]) -> None:
+    out, printed = deps_run
     assert "all relations" in printed
     assert "best head" in printed
     report = json.loads((out / "report.json").read_text())
@@ -191,3 +215,57 @@ def test_cli_malformed_treebank_writes_nothing(tmp_path: Path, capsys: pytest.Ca
     assert f"{bad}:2" in err
     assert err.startswith("attnscope: error:")
     assert not out.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_page_opens_head_view_on_click(deps_run: tuple[Path, str]) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (./dev test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    out, _ = deps_run
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            requests: list[str] = []
+            errors: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((out / "index.html").as_uri())
+            image = page.locator("section#rel-det img")
+            image.scroll_into_view_if_needed()
+            box = image.bounding_box()
+            assert box is not None
+            coords = page.locator("section#rel-det area[data-layer='2'][data-head='8']").get_attribute("coords")
+            assert coords is not None
+            x0, y0, x1, y1 = (int(v) for v in coords.split(","))
+            page.mouse.click(box["x"] + (x0 + x1) / 2, box["y"] + (y0 + y1) / 2)
+            root = page.locator("#as-viewer .attnscope-root[data-attnscope-state=ready]")
+            root.wait_for(state="attached", timeout=15000)
+            assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == ("2", "8")
+            assert page.locator("#as-viewer .as-probe-caption").inner_text().startswith("det (n=")
+            assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def test_page_escapes_text_from_the_data() -> None:
+    from attnscope.probe.page import linked_page, view_bundle
+    from attnscope.probe.report import heatmap_image
+
+    if view_bundle() is None:
+        pytest.skip("the view bundle is not built (./dev test builds it)")
+
+    evil = '</script><img src=x onerror="alert(1)">'
+    png, box = heatmap_image(np.zeros((2, 3)), evil)
+    payload = json.dumps({"labels": [evil]}).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    section = {"id": evil, "title": evil, "png": png, "box": box, "grid": [[0.0] * 3] * 2, "example": "e0"}
+    page = linked_page(evil, evil, [section], {"e0": (evil, payload)})
+    assert "<img src=x" not in page
+    assert "</script><img" not in page
+    assert page.count("<area ") == 6
+    assert "&lt;/script&gt;&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page

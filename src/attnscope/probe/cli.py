@@ -131,7 +131,7 @@ def _cmd_coref(args: argparse.Namespace) -> int:
         handle, items, batch_size=args.batch_size, mention_score=args.mention_score, progress=_progress(args)
     )
     settings = {"limit": args.limit, "batch_size": args.batch_size, "mention_score": args.mention_score}
-    write_outputs(args.out, coref_outputs(handle, result, args.data, settings))
+    write_outputs(args.out, coref_outputs(handle, result, args.data, settings, example=items[0].text))
     _print(coref_table(result))
     _print(f"{result.items} items, model {handle.name}; report written to {args.out.resolve()}/")
     return 0

@@ -29,9 +29,9 @@ from numpy.typing import NDArray
 
 from attnscope.errors import InputError
 from attnscope.probe.data import CorefItem, Span
+from attnscope.probe.page import example_payload, linked_page, view_bundle
 from attnscope.probe.report import (
-    heatmap_page,
-    heatmap_png,
+    heatmap_image,
     markdown_table,
     report_header,
     rounded,
@@ -240,7 +240,12 @@ def coref_report(
 
 
 def coref_outputs(
-    handle: ModelHandle, result: CorefResult, data: str | Path, settings: Mapping[str, Any], extra_html: str = ""
+    handle: ModelHandle,
+    result: CorefResult,
+    data: str | Path,
+    settings: Mapping[str, Any],
+    example: str | None = None,
+    views: bool = True,
 ) -> dict[str, str | bytes]:
     """Every file of ``probe coref --out``: report.json, report.md, heatmaps/coref.png, index.html."""
     layer, head = result.best_head
@@ -250,7 +255,7 @@ def coref_outputs(
         f"coreference (n={result.items}, score={result.mention_score}): best {layer}-{head} {100 * best:.1f}%, "
         f"nearest {100 * base['nearest']:.1f}%"
     )
-    png = heatmap_png(result.accuracy, title, mark=(layer, head))
+    png, box = heatmap_image(result.accuracy, title, mark=(layer, head))
     rows = [[f"{lay}-{hd}", f"{100 * acc:.1f}"] for lay, hd, acc in result.top_heads(10)]
     md = [
         "# Pronoun -> antecedent attention",
@@ -275,11 +280,22 @@ def coref_outputs(
         DEFINITIONS,
         "![heatmap](heatmaps/coref.png)",
     ]
-    section = {"id": "coref", "title": "pronoun -> antecedent", "png": png, "caption": title}
+    section = {
+        "id": "coref",
+        "title": "pronoun -> antecedent",
+        "png": png,
+        "box": box,
+        "grid": result.accuracy.tolist(),
+        "example": "e0",
+        "caption": title,
+    }
     intro = f"{handle.name} on {Path(data).name}: per head, how often the pronoun prefers its antecedent."
+    examples = {}
+    if views and example and view_bundle() is not None:
+        examples = {"e0": (example, example_payload(handle, example))}
     return {
         "report.json": to_json(coref_report(handle, result, data, settings)),
         "report.md": "\n".join(md) + "\n",
         "heatmaps/coref.png": png,
-        "index.html": heatmap_page("attnscope probe coref", intro, [section], extra_html),
+        "index.html": linked_page("attnscope probe coref", intro, [section], examples),
     }

@@ -216,15 +216,23 @@ def probe_deps(
     max_offset: int = 10,
     base_labels: bool = False,
     progress: bool | None = None,
+    counts: DepsCounts | None = None,
 ) -> DepsCounts:
     """Trace every sentence (batched, streaming) and count, per head and relation, how often it finds the head.
 
     Sentences longer than the model accepts are truncated; words cut off are skipped (``skipped_arcs``).
+    Pass ``counts`` to keep adding to earlier counts (e.g. over several files).
     """
     from attnscope.tracing import trace_many
 
     info = handle.info
-    counts = DepsCounts(info.num_layers, info.num_heads, max_offset=max_offset, base_labels=base_labels)
+    if counts is None:
+        counts = DepsCounts(info.num_layers, info.num_heads, max_offset=max_offset, base_labels=base_labels)
+    elif (counts.num_layers, counts.num_heads) != (info.num_layers, info.num_heads):
+        raise InputError(
+            f"counts are for {counts.num_layers} x {counts.num_heads} heads, the model has "
+            f"{info.num_layers} x {info.num_heads}"
+        )
     items = list(sentences)
     texts = [s.text for s in items]
     targets = texts if info.is_encoder_decoder else None

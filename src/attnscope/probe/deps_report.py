@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attnscope.probe.deps import ALL, DIRECTIONS, DepsCounts, RelationResult
+from attnscope.probe.page import example_payload, linked_page, view_bundle
 from attnscope.probe.report import (
-    heatmap_page,
-    heatmap_png,
+    heatmap_image,
     markdown_table,
     report_header,
     rounded,
@@ -131,14 +131,14 @@ def deps_markdown(handle: ModelHandle, counts: DepsCounts, treebank: str | Path,
     return "\n".join(lines) + "\n"
 
 
-def relation_heatmap(result: RelationResult) -> bytes:
-    """The layers x heads accuracy heatmap of one relation, in its best head's direction."""
+def relation_heatmap(result: RelationResult) -> tuple[bytes, tuple[float, float, float, float]]:
+    """The layers x heads accuracy heatmap of one relation, in its best head's direction, and its grid box."""
     d, layer, head = result.best
     title = (
         f"{result.label} (n={result.count}, {DIRECTIONS[d]}): best {layer}-{head} "
         f"{100 * result.best_accuracy:.1f}%, offset {result.baseline_offset:+d} {100 * result.baseline_accuracy:.1f}%"
     )
-    return heatmap_png(result.accuracy[d], title, mark=(layer, head))
+    return heatmap_image(result.accuracy[d], title, mark=(layer, head))
 
 
 def deps_outputs(
@@ -146,9 +146,9 @@ def deps_outputs(
     counts: DepsCounts,
     treebank: str | Path,
     settings: Mapping[str, Any],
-    extra_html: str = "",
+    views: bool = True,
 ) -> dict[str, str | bytes]:
-    """Every file of ``probe deps --out``: name -> content."""
+    """Every file of ``probe deps --out``: name -> content (``views``: link heads to head views in index.html)."""
     min_count = int(settings.get("min_count", 10))
     results = counts.results(min_count)
     files: dict[str, str | bytes] = {
@@ -156,15 +156,22 @@ def deps_outputs(
         "report.md": deps_markdown(handle, counts, treebank, min_count),
     }
     sections = []
+    keys: dict[str, str] = {}  # example sentence -> key
     for r in results:
-        png = relation_heatmap(r)
+        png, box = relation_heatmap(r)
         files[f"heatmaps/{file_stem(r.label)}.png"] = png
         d, layer, head = r.best
+        example = counts.examples.get(r.label)
+        if example is not None:
+            keys.setdefault(example.text, f"e{len(keys)}")
         sections.append(
             {
                 "id": f"rel-{file_stem(r.label)}",
                 "title": f"{r.label} (n={r.count})",
                 "png": png,
+                "box": box,
+                "grid": r.accuracy[d].tolist(),
+                "example": keys[example.text] if example is not None else "",
                 "caption": f"best head {layer}-{head} ({DIRECTIONS[d]}) {100 * r.best_accuracy:.1f}% vs "
                 f"offset {r.baseline_offset:+d} {100 * r.baseline_accuracy:.1f}%",
             }
@@ -173,5 +180,8 @@ def deps_outputs(
         f"{handle.name} on {Path(treebank).name} ({counts.sentences} sentences): accuracy of every head "
         "(rows: layers, columns: heads, 0-based) at finding each word's syntactic head."
     )
-    files["index.html"] = heatmap_page("attnscope probe deps", intro, sections, extra_html)
+    examples = {}
+    if views and view_bundle() is not None:
+        examples = {key: (text, example_payload(handle, text)) for text, key in keys.items()}
+    files["index.html"] = linked_page("attnscope probe deps", intro, sections, examples)
     return files

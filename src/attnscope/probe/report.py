@@ -90,6 +90,19 @@ def heatmap_png(
     label: str = "accuracy",
 ) -> bytes:
     """A layers x heads heatmap as PNG bytes (matplotlib Agg, no global state); ``mark`` circles one head."""
+    return heatmap_image(values, title, mark=mark, vmin=vmin, vmax=vmax, label=label)[0]
+
+
+def heatmap_image(
+    values: ArrayLike,
+    title: str,
+    *,
+    mark: tuple[int, int] | None = None,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    label: str = "accuracy",
+) -> tuple[bytes, tuple[float, float, float, float]]:
+    """The heatmap PNG and the cell grid's box (left, top, right, bottom) in image pixels, for click maps."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -97,23 +110,32 @@ def heatmap_png(
     if grid.ndim != 2:
         raise InputError(f"heatmap values must be [layers, heads], got shape {grid.shape}")
     layers, heads = grid.shape
-    fig = Figure(figsize=(max(3.0, 0.32 * heads + 1.6), max(2.2, 0.3 * layers + 1.0)), dpi=100)
+    # Fixed margins in inches (no layout engine): one draw, and the cell grid's box is known exactly.
+    dpi, left, right, top, bottom = 100, 0.6, 1.05, 0.4, 0.55
+    cells_w, cells_h = max(2.4, 0.32 * heads), max(1.2, 0.3 * layers)
+    width, height = left + cells_w + right, top + cells_h + bottom
+    fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    ax = fig.add_axes((left / width, bottom / height, cells_w / width, cells_h / height))
+    cax = fig.add_axes(((left + cells_w + 0.12) / width, bottom / height, 0.15 / width, cells_h / height))
     image = ax.imshow(grid, vmin=vmin, vmax=vmax, cmap="viridis", aspect="auto", origin="upper")
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
+    ax.set_xlabel("head", fontsize=8, labelpad=1)
+    ax.set_ylabel("layer", fontsize=8, labelpad=1)
     ax.set_xticks(range(heads))
     ax.set_yticks(range(layers))
-    ax.tick_params(labelsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7, length=2, pad=1)
+    ax.set_title(title, fontsize=8, loc="left")
     if mark is not None:
         ax.scatter([mark[1]], [mark[0]], s=90, facecolors="none", edgecolors="red", linewidths=1.5)
-    fig.colorbar(image, ax=ax, label=label, fraction=0.05)
-    fig.tight_layout()
+        ax.set_xlim(-0.5, heads - 0.5)
+        ax.set_ylim(layers - 0.5, -0.5)
+    fig.colorbar(image, cax=cax)
+    cax.tick_params(labelsize=7)
+    cax.set_ylabel(label, fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
+    box = (left * dpi, top * dpi, (left + cells_w) * dpi, (top + cells_h) * dpi)
+    return buf.getvalue(), box
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
