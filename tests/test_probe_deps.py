@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -269,3 +270,17 @@ def test_page_escapes_text_from_the_data() -> None:
     assert "</script><img" not in page
     assert page.count("<area ") == 6
     assert "&lt;/script&gt;&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+
+
+@pytest.mark.parametrize("family", ["gpt2", "t5"])
+def test_probe_deps_runs_on_decoder_and_encoder_decoder_models(tiny: Any, family: str) -> None:
+    from attnscope.probe.deps import probe_deps
+
+    handle = tiny(family)
+    counts = probe_deps(handle, TREES, batch_size=2, max_offset=3, progress=False)
+    assert counts.sentences == len(TREES)
+    assert counts.skipped_arcs == 0
+    every = counts.relation(ALL)
+    assert every.count == sum(len(s) - 1 for s in TREES) - 1
+    assert every.accuracy.shape == (2, handle.info.num_layers, handle.info.num_heads)
+    assert ((every.accuracy >= 0) & (every.accuracy <= 1)).all()
