@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from attnscope.errors import InputError
 from attnscope.probe.data import Sentence, base_relation
 from attnscope.probe.words import token_to_word, word_attention
+from attnscope.tokens import Tokens
 
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
@@ -198,7 +199,7 @@ class DepsCounts:
 
 
 def sentence_attention(
-    trace_tokens: Any, attention: NDArray[np.floating], sentence: Sentence
+    trace_tokens: Tokens, attention: NDArray[np.floating], sentence: Sentence
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
     """Word attention, special share and the aligned-word mask of one traced sentence."""
     tw = token_to_word(trace_tokens, sentence.spans)
