@@ -21,7 +21,7 @@ def register(subparsers: SubParsers) -> None:
         description="Probing analyses after Clark et al. (2019), 'What Does BERT Look At?'. Each writes "
         "report.json, report.md, PNG heatmaps and an HTML page into --out.",
     )
-    analyses = probe.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
+    analyses = probe.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True, help="the analysis to run")
     _register_deps(analyses)
     _register_coref(analyses)
     from attnscope.probe.train import add_cli as add_train  # defines ``probe train`` and its options
