@@ -188,3 +188,21 @@ def test_probe_train_cli_on_ewt(shared_data: Path, tmp_path: Path, capsys: pytes
     assert code == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "t5"])
+def test_decoder_and_encoder_decoder_models_give_features(tiny: Any, family: str) -> None:
+    from attnscope.probe.train import collect_features
+
+    words = ("The", "cat", "sat", ".")
+    spans = ((0, 3), (4, 7), (8, 11), (12, 13))
+    sentence = Sentence(words, (1, 2, -1, 2), ("det", "nsubj", "root", "punct"), "The cat sat .", spans)
+    handle = tiny(family)
+    feats, skipped = collect_features(handle, [sentence, sentence], progress=False)
+    assert skipped == 0
+    k = handle.info.num_layers * handle.info.num_heads
+    assert feats[0].attention.shape == (4, 4, k)
+    assert feats[0].scored.tolist() == [True, True, True, False]
+    pred = fit_arc_probe(feats, epochs=1).predict(feats)
+    assert all(-1 <= h < 4 for p in pred for h in p.tolist())
+    assert all((p != np.arange(4)).all() for p in pred)  # no word is its own head

@@ -19,8 +19,8 @@ et al.'s evaluation, words attached by ``punct`` are left out of UAS; ``uas_with
 
 Baselines, scored the same way: *right-branching* (each word's head is the next word; the last word is
 the root) and a *distance-only* probe trained like the attention probe on position features alone
-(Clark et al.'s distance features: candidate is 1, 2 or 3 words to the right/left (6 indicators), the
-distance to a candidate on the right and on the left divided by the sentence length; ROOT gets a bias).
+(after Clark et al.'s distance features: the candidate is 1, 2 or 3 words to the right or left (6
+indicators), its distance to the right and to the left divided by the sentence length; ROOT gets a bias).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
     from attnscope.traces import Trace
 
-SCHEMA = "attnscope.probe.train"
 PUNCT = "punct"
 DISTANCE_FEATURES = ("left_3", "left_2", "left_1", "right_1", "right_2", "right_3", "right_dist", "left_dist")
 KINDS = ("attention", "distance")
@@ -59,8 +58,8 @@ class ProbeSentence:
 
     ``attention`` [W, W, K] (K = layers x heads, layer-major; heads last for fast scoring):
     ``attention[j, i, k]`` is head k's attention from word j to word i; ``special`` [W, K]: share of word
-    j's attention on special tokens; ``heads``
-    [W]: gold head of each word (-1 = root); ``scored`` [W]: counted in UAS (not attached by punct).
+    j's attention on special tokens; ``heads`` [W]: gold head of each word (-1 = root); ``scored`` [W]:
+    counted in UAS (not attached by punct).
     """
 
     attention: NDArray[np.float16]
