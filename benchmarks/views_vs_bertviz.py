@@ -295,7 +295,10 @@ class Browser:
         """Poll (from outside, which the pages' CSP allows) for the time the init script recorded."""
         deadline = time.monotonic() + self.timeout_s
         while (left := deadline - time.monotonic()) > 0:
-            value = await asyncio.wait_for(page.evaluate("window.__renderedAt ?? null"), left)
+            try:
+                value = await asyncio.wait_for(page.evaluate("window.__renderedAt ?? null"), left)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"not rendered within {self.timeout_s:.0f} s (page busy)") from None
             if value is not None:
                 return float(value)
             await asyncio.sleep(0.05)

@@ -234,3 +234,11 @@ def test_missing_matplotlib_says_how_to_install_it(pair_trace: Trace, monkeypatc
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(AttnscopeError, match=r"pip install 'attnscope\[views\]'"):
         to_svg(_view("head", pair_trace))
+
+
+def test_long_heatmap_says_which_tokens_are_labelled() -> None:
+    trace = _random_trace([f"w{i}" for i in range(700)], layers=1, heads=1)
+    _, texts = _svg_texts(to_svg(_view("heatmap", trace)))
+    assert any("one token in 3 labelled" in t for t in texts)
+    assert "w3" in texts
+    assert "w4" not in texts

@@ -332,6 +332,8 @@ def _rows(tokens: Tokens, gap: float) -> NDArray[np.float64]:
 
 # -- model view --------------------------------------------------------------------------------------
 def _draw_model(view: _View, style: _Style) -> Figure:
+    from matplotlib.colors import PowerNorm
+
     stack = _stack(view)
     layers = _layers(view, stack)
     heads = _heads(view, stack, "include_heads")
@@ -346,6 +348,9 @@ def _draw_model(view: _View, style: _Style) -> Figure:
     title = _title(view, stack, f"{len(q_tokens)} × {len(k_tokens)} tokens", "rows: layers, columns: heads", *extra)
     fig = _new_figure(max(width, 4.0), height, style, title)
     width = _width(fig)
+    # Square-root scale on a fixed [0, 1] range: long inputs spread attention thin, and a linear scale
+    # would show them black; every thumbnail shares the one scale, so they can be compared.
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
     image = None
     for r, layer in enumerate(layers):
         att, _ = _matrices(view, stack, layer)
@@ -353,7 +358,8 @@ def _draw_model(view: _View, style: _Style) -> Figure:
             x = left + c * (cell + pad)
             y = height - top - (r + 1) * (cell + pad) + pad
             ax = fig.add_axes((x / width, y / height, cell / width, cell / height))
-            image = ax.imshow(att[h], cmap=style.cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+            # Thumbnails hold more tokens than pixels: antialiased resampling keeps thin stripes visible.
+            image = ax.imshow(att[h], cmap=style.cmap, norm=norm, interpolation="antialiased", aspect="auto")
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
@@ -366,7 +372,7 @@ def _draw_model(view: _View, style: _Style) -> Figure:
                 )
     if image is not None:
         bar_ax = fig.add_axes((left / width, 0.25 / height, min(3.0, width - left - 0.3) / width, 0.1 / height))
-        _colourbar(fig, image, bar_ax, "attention weight (query rows × key columns)", style)
+        _colourbar(fig, image, bar_ax, "attention weight, square-root scale (query rows × key columns)", style)
     return fig
 
 
@@ -397,7 +403,7 @@ def _draw_heatmap(view: _View, style: _Style) -> Figure:
     body_w, body_h = max(2.0, n_k * cell), max(2.0, n_q * cell)
     width = label_w + body_w + 1.2
     height = TITLE_H + 0.3 + body_h + label_w
-    extra = [f"every {step}th token labelled"] if step > 1 else []
+    extra = [f"one token in {step} labelled"] if step > 1 else []
     if renormalised:
         extra.append("special tokens hidden, rows renormalised")
     title = _title(view, stack, f"layer {layer + base}", f"head {head + base}", *extra)
