@@ -4,7 +4,8 @@ Both tools get the same input: the embedded all-MiniLM-L6-v2 (6 layers x 12 head
 of exactly N tokens (``--pair``: a sentence pair, for which BertViz writes every number twice), traced
 once (the forward pass is not timed), then given to each tool in BertViz's call shape
 ``head_view(attention, tokens, sentence_b_start)``. The neuron view takes the model itself
-in both tools, so its Python time includes one forward pass on both sides.
+in both tools, so its Python time includes one forward pass on both sides (BertViz's vendored 2019 BERT
+with MiniLM's weights, checked first to give the same tokens and attention as attnscope's trace).
 
 BertViz pages load require.js, d3 and jQuery from cdnjs; offline, this script installs the matching npm
 packages into a cache folder (outside the repository) and serves them through Playwright request
@@ -216,6 +217,22 @@ def bertviz_neuron_model(model_dir: Path) -> tuple[Any, Any]:
     if missing or set(unexpected) - {"embeddings.position_ids"}:
         sys.exit(f"MiniLM weights do not fit BertViz's BERT: missing {missing}, unexpected {unexpected}")
     return model.eval(), BertTokenizer(str(model_dir / "vocab.txt"), do_lower_case=True)
+
+
+def check_same_model(neuron_model: tuple[Any, Any], handle: Any) -> None:
+    """BertViz's vendored BERT must see the tokens and compute the attention that attnscope traces."""
+    import numpy as np
+    from bertviz.neuron_view import get_attention
+
+    import attnscope
+
+    text_a, text_b = input_texts(handle.tokenizer, 24, True)
+    model, tokenizer = neuron_model
+    theirs = get_attention(model, "bert", tokenizer, text_a, text_b)["all"]
+    ours = attnscope.trace(handle, text_a, text_b)
+    diff = float(np.abs(np.array(theirs["attn"]) - ours.attention["encoder"]).max())
+    if theirs["left_text"] != list(ours.tokens.raw) or diff > 1e-4:
+        sys.exit(f"BertViz's BERT disagrees with attnscope's trace (tokens or attention, max diff {diff:.2g})")
 
 
 # -- browser -----------------------------------------------------------------------------------------
@@ -549,6 +566,7 @@ async def main_async(args: argparse.Namespace) -> None:
     cdn_files = ensure_cdn_files(Path(args.npm_prefix))
     handle = attnscope.load(device="cpu")
     neuron_model = bertviz_neuron_model(Path(default_model_path()))
+    check_same_model(neuron_model, handle)
     results: dict[int, dict[str, dict[str, Any]]] = {}
     long: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="attnscope-bench-") as tmp:
