@@ -180,9 +180,16 @@ def test_probe_train_cli_on_ewt(shared_data: Path, tmp_path: Path, capsys: pytes
     assert np.asarray(report["weights"]["dep_to_head"]).shape == (6, 12)
     assert len(report["data"]["sha256"]) == 64
     assert report["uas"] > report["baselines"]["right_branching"]["uas"]  # 60 sentences already beat it on MiniLM
-    for name in ("report.md", "report.html", "dep_to_head.png", "head_to_dep.png", "root.png"):
+    for name in (
+        "report.md",
+        "index.html",
+        "heatmaps/dep_to_head.png",
+        "heatmaps/head_to_dep.png",
+        "heatmaps/root.png",
+    ):
         assert (out / name).stat().st_size > 0
-    assert (out / "dep_to_head.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "heatmaps/dep_to_head.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "heatmaps/dep_to_head.png" in (out / "report.md").read_text()
 
     code = main([*args, "--limit", "0", "--out", str(tmp_path / "bad")])
     assert code == 2

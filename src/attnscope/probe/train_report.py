@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def train_outputs(
     handle: ModelHandle, result: TrainResult, train_file: Path, eval_file: Path, settings: dict[str, Any]
 ) -> dict[str, str | bytes]:
-    """report.json, report.md, report.html and one PNG per weight grid (dep_to_head, head_to_dep, root)."""
+    """report.json, report.md, index.html and heatmaps/{dep_to_head,head_to_dep,root}.png (weights per head)."""
     from attnscope.probe.report import (
         file_sha256,
         heatmap_page,
@@ -107,7 +107,7 @@ def train_outputs(
         ),
         "dep_to_head weighs the dependent's attention to the candidate, head_to_dep the candidate's attention "
         "to the dependent, root the dependent's attention to special tokens (ROOT's score).\n",
-        *(f"![{name}]({name}.png)\n" for name in pngs),
+        *(f"![{name}](heatmaps/{name}.png)\n" for name in pngs),
     ]
     sections = [{"id": name, "title": f"{name} weights", "png": png} for name, png in pngs.items()]
     page = heatmap_page(
@@ -115,8 +115,8 @@ def train_outputs(
         f"{model_line}: dev UAS {report['uas']:.3f} (right-branching {rows[1][1]}, distance-only {rows[2][1]}).",
         sections,
     )
-    files: dict[str, str | bytes] = {"report.json": to_json(report), "report.md": "\n".join(md), "report.html": page}
-    files.update({f"{name}.png": png for name, png in pngs.items()})
+    files: dict[str, str | bytes] = {"report.json": to_json(report), "report.md": "\n".join(md), "index.html": page}
+    files.update({f"heatmaps/{name}.png": png for name, png in pngs.items()})
     return files
 
 
