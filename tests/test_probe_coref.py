@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,3 +100,15 @@ def test_cli_on_wsc_items(shared_data: Path, tmp_path: Path, capsys: pytest.Capt
     assert 0.0 <= report["held_out_accuracy"] <= 1.0
     assert (out / "heatmaps" / "coref.png").read_bytes().startswith(b"\x89PNG")
     assert "Mention score" in (out / "report.md").read_text()
+
+
+def test_items_with_overlapping_candidates_are_skipped(tiny: Any) -> None:
+    from attnscope.errors import InputError
+    from attnscope.probe.coref import probe_coref
+
+    overlapping = CorefItem(id="o", text=TEXT, pronoun=(31, 33), candidates=((0, 11), (8, 11)), answer=0)
+    result = probe_coref(tiny("bert"), [ITEM, overlapping], progress=False)
+    assert result.items == 1
+    assert result.skipped == (("o", "candidate mentions overlap"),)
+    with pytest.raises(InputError, match="no usable coreference items"):
+        probe_coref(tiny("bert"), [overlapping], progress=False)

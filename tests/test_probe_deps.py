@@ -284,3 +284,13 @@ def test_probe_deps_runs_on_decoder_and_encoder_decoder_models(tiny: Any, family
     assert every.count == sum(len(s) - 1 for s in TREES) - 1
     assert every.accuracy.shape == (2, handle.info.num_layers, handle.info.num_heads)
     assert ((every.accuracy >= 0) & (every.accuracy <= 1)).all()
+
+
+def test_cli_refuses_an_out_path_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = tmp_path / "t.conllu"
+    tree.write_text("1\tA\ta\tDET\tDT\t_\t2\tdet\t_\t_\n2\tB\tb\tNOUN\tNN\t_\t0\troot\t_\t_\n", encoding="utf-8")
+    out = tmp_path / "taken"
+    out.write_text("not a folder")
+    assert main(["probe", "deps", "--treebank", str(tree), "--out", str(out)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert out.read_text() == "not a folder"

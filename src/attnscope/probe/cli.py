@@ -81,6 +81,9 @@ def _progress(args: argparse.Namespace) -> bool | None:
 
 def _check_counts(args: argparse.Namespace) -> None:
     from attnscope.errors import InputError
+    from attnscope.probe.report import check_out
+
+    check_out(args.out)
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")

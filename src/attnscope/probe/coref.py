@@ -171,6 +171,9 @@ def probe_coref(
         nearest.append(nearest_candidate(item) == item.answer)
         first.append(item.answer == 0)
         sizes.append(len(item.candidates))
+    if not correct:
+        reasons = "; ".join(f"{i}: {why}" for i, why in skipped[:5])
+        raise InputError(f"no usable coreference items: all {len(skipped)} were skipped ({reasons})")
     shape = (info.num_layers, info.num_heads)
     return CorefResult(
         correct=np.array(correct, dtype=bool).reshape(-1, *shape),
@@ -204,10 +207,14 @@ DEFINITIONS = """\
 """
 
 
+def _percent(value: float) -> str:
+    return "-" if np.isnan(value) else f"{100 * value:.1f}"
+
+
 def coref_table(result: CorefResult, k: int = 5) -> str:
     """The terminal table: the top heads, then the baselines (accuracies in %)."""
     rows: list[list[str]] = [[f"head {layer}-{head}", f"{100 * acc:.1f}"] for layer, head, acc in result.top_heads(k)]
-    rows.append(["held-out best head", f"{100 * result.held_out_accuracy():.1f}"])
+    rows.append(["held-out best head", _percent(result.held_out_accuracy())])
     rows += [[f"baseline: {name}", f"{100 * v:.1f}"] for name, v in result.baselines().items()]
     return text_table(("predictor", "accuracy"), rows)
 
@@ -232,7 +239,8 @@ def coref_report(
     layer, head = result.best_head
     report["best_head"] = [layer, head]
     report["accuracy"] = round(float(result.accuracy[layer, head]), 6)
-    report["held_out_accuracy"] = round(result.held_out_accuracy(), 6)
+    held_out = result.held_out_accuracy()
+    report["held_out_accuracy"] = None if np.isnan(held_out) else round(held_out, 6)
     report["baselines"] = {k: round(v, 6) for k, v in result.baselines().items()}
     report["top_heads"] = [{"head": [lh[0], lh[1]], "accuracy": round(lh[2], 6)} for lh in result.top_heads(10)]
     report["per_head"] = rounded(result.accuracy)
@@ -268,7 +276,7 @@ def coref_outputs(
         )
         + f"; mention score `{result.mention_score}`.",
         "",
-        f"Best head **{layer}-{head}**: {100 * best:.1f}% (held-out: {100 * result.held_out_accuracy():.1f}%). "
+        f"Best head **{layer}-{head}**: {100 * best:.1f}% (held-out: {_percent(result.held_out_accuracy())}%). "
         f"Baselines: nearest {100 * base['nearest']:.1f}%, first {100 * base['first']:.1f}%, "
         f"chance {100 * base['chance']:.1f}%.",
         "",

@@ -65,8 +65,10 @@ def base_relation(label: str) -> str:
 
 def _open(path: str | Path, what: str) -> Path:
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataFileError(f"{what} file not found: {p}")
+    if not p.is_file():
+        raise DataFileError(f"{what} path is not a file: {p}")
     return p
 
 

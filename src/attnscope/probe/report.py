@@ -180,6 +180,16 @@ def escape(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def check_out(out: str | Path) -> None:
+    """Fail before any work if ``out`` cannot become the output folder."""
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"--out {target} exists and is not a folder; choose a folder name")
+    parent = next((p for p in (target, *target.parents) if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write into {parent}; choose another --out folder")
+
+
 def write_outputs(out: str | Path, files: Mapping[str, str | bytes]) -> list[Path]:
     """Write ``files`` (relative name -> text or bytes) into folder ``out``, all or nothing.
 
@@ -187,8 +197,7 @@ def write_outputs(out: str | Path, files: Mapping[str, str | bytes]) -> list[Pat
     files already in ``out`` are left alone.
     """
     target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise InputError(f"--out {target} exists and is not a folder; choose a folder name")
+    check_out(target)
     for name in files:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
