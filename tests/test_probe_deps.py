@@ -153,18 +153,6 @@ def test_write_outputs_is_all_or_nothing(tmp_path: Path) -> None:
     assert len(header["data"]["sha256"]) == 64
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 @pytest.fixture(scope="module")
 def deps_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """`attnscope probe deps` on the first 40 EWT dev sentences with MiniLM: (output folder, stdout)."""
@@ -220,38 +208,32 @@ def test_cli_malformed_treebank_writes_nothing(tmp_path: Path, capsys: pytest.Ca
 
 @pytest.mark.integration
 @pytest.mark.browser
-def test_page_opens_head_view_on_click(deps_run: tuple[Path, str]) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (./dev test installs it)")
-    from playwright.sync_api import sync_playwright
-
+def test_page_opens_head_view_on_click(deps_run: tuple[Path, str], browser: Any) -> None:
     out, _ = deps_run
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        try:
-            page = browser.new_page()
-            requests: list[str] = []
-            errors: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((out / "index.html").as_uri())
-            image = page.locator("section#rel-det img")
-            image.scroll_into_view_if_needed()
-            box = image.bounding_box()
-            assert box is not None
-            coords = page.locator("section#rel-det area[data-layer='2'][data-head='8']").get_attribute("coords")
-            assert coords is not None
-            x0, y0, x1, y1 = (int(v) for v in coords.split(","))
-            page.mouse.click(box["x"] + (x0 + x1) / 2, box["y"] + (y0 + y1) / 2)
-            root = page.locator("#as-viewer .attnscope-root[data-attnscope-state=ready]")
-            root.wait_for(state="attached", timeout=15000)
-            assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == ("2", "8")
-            assert page.locator("#as-viewer .as-probe-caption").inner_text().startswith("det (n=")
-            assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
-            assert errors == []
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        requests: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "index.html").as_uri())
+        image = page.locator("section#rel-det img")
+        image.scroll_into_view_if_needed()
+        box = image.bounding_box()
+        assert box is not None
+        coords = page.locator("section#rel-det area[data-layer='2'][data-head='8']").get_attribute("coords")
+        assert coords is not None
+        x0, y0, x1, y1 = (int(v) for v in coords.split(","))
+        page.mouse.click(box["x"] + (x0 + x1) / 2, box["y"] + (y0 + y1) / 2)
+        root = page.locator("#as-viewer .attnscope-root[data-attnscope-state=ready]")
+        root.wait_for(state="attached", timeout=15000)
+        assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == ("2", "8")
+        assert page.locator("#as-viewer .as-probe-caption").inner_text().startswith("det (n=")
+        assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+        assert errors == []
+    finally:
+        page.close()
 
 
 def test_page_escapes_text_from_the_data() -> None:
