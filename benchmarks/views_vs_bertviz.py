@@ -552,7 +552,11 @@ def environment() -> str:
     import attnscope
 
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
-    return (f"attnscope {attnscope.__version__}, BertViz {importlib.metadata.version('bertviz')}, "
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "src", "frontend"], capture_output=True, text=True).stdout
+    commit += " + uncommitted changes" if dirty else ""
+    return (f"attnscope {attnscope.__version__} (commit {commit}), BertViz {importlib.metadata.version('bertviz')}, "
             f"torch {torch.__version__}, Python {platform.python_version()}, {chromium}, "
             f"Playwright {importlib.metadata.version('playwright')}, {os.cpu_count()} CPUs "
             "(shared with other jobs while measured, so times carry noise)")  # fmt: skip
