@@ -1,11 +1,13 @@
 """How much does tracing cost over a bare forward pass? (issue 2's speed targets)
 
 Compares, in one run on the embedded MiniLM (CPU unless CUDA is present):
-  1. attnscope.trace(...) vs a bare ``model(**inputs, output_attentions=True)`` at 16..512 tokens
-     (target <= 1.10x), and trace(..., qk=True) capturing queries and keys of all heads (target <= 1.30x);
+  1. attnscope.trace(...) (tokenize, forward, copy attention out) vs a bare
+     ``model(**inputs, output_attentions=True)`` on ready inputs at 16..512 tokens (target <= 1.10x), and
+     trace(..., qk=True) capturing queries and keys of all heads (target <= 1.30x);
   2. attnscope.trace_many(...) vs a bare batched loop (tokenize with padding + forward) over the first
      500 sentences of ../shared/data/ud-ewt/en_ewt-uds-dev.conllu (target <= 1.15x).
-Timings are medians over interleaved repeats, so drift on a shared machine hits both sides alike.
+The contenders take turns call by call, so drift on a shared machine hits all alike; wall and CPU
+time are both reported.
 
 Run: .venv/bin/python benchmarks/trace_overhead.py [--repeats N] [--sentences N] [--batch-size B]
 """
@@ -13,7 +15,6 @@ Run: .venv/bin/python benchmarks/trace_overhead.py [--repeats N] [--sentences N]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
 from collections.abc import Callable
@@ -35,24 +36,32 @@ def text_of_length(tokenizer: object, n_tokens: int) -> str:
     return text
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
+Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process)
+
+
+def timed(fn: Callable[[], object]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timing]:
+    """Medians of wall and CPU time, the contenders taking turns call by call (after one warm-up each).
+
+    CPU time is the steadier figure on a shared machine: other processes delay a call's wall time, not
+    the work it does.
+    """
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list[Timing]] = {k: [] for k in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, rounds: int = 5) -> dict[str, float]:
-    """Median of per-round medians, alternating the contenders round by round."""
-    for fn in fns.values():  # warm-up
-        fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
         for name, fn in fns.items():
-            samples[name].append(median_time(fn, max(1, repeats // rounds)))
-    return {k: statistics.median(v) for k, v in samples.items()}
+            samples[name].append(timed(fn))
+    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in samples.items()}
+
+
+def ratio(got: dict[str, Timing], name: str, base: str = "bare") -> str:
+    return f"{got[name][0] / got[base][0]:.3f} / {got[name][1] / got[base][1]:.3f}"
 
 
 def dev_sentences(limit: int) -> list[str]:
@@ -86,9 +95,8 @@ def main() -> None:
     model, tok = handle.model, handle.tokenizer
     print(f"model: {handle.name} on {handle.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
 
-    has_qk = importlib.util.find_spec("attnscope.qk") is not None
-
-    print("\n| tokens | bare forward (ms) | trace (ms) | ratio (<= 1.10) | trace+qk (ms) | ratio (<= 1.30) |")
+    print("\nTimes are medians in ms, wall / CPU; ratios are wall / CPU.")
+    print("\n| tokens | bare forward | trace | ratio (<= 1.10) | trace + q/k | ratio (<= 1.30) |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n in (16, 64, 128, 256, 512):
         text = text_of_length(tok, n)
@@ -98,16 +106,14 @@ def main() -> None:
             with torch.inference_mode():
                 return model(**inputs, output_attentions=True)  # type: ignore[operator]
 
-        fns: dict[str, Callable[[], object]] = {"bare": bare, "trace": lambda t=text: attnscope.trace(handle, t)}
-        if has_qk:
-            fns["qk"] = lambda t=text: attnscope.trace(handle, t, qk=True)
-        repeats = args.repeats if n <= 128 else max(5, args.repeats // 3)
-        got = interleaved(fns, repeats)
-        qk_cells = f"{got['qk'] * 1e3:.2f} | {got['qk'] / got['bare']:.3f}" if has_qk else "n/a (no q/k module) | n/a"
-        print(
-            f"| {n} | {got['bare'] * 1e3:.2f} | {got['trace'] * 1e3:.2f} | {got['trace'] / got['bare']:.3f} | "
-            f"{qk_cells} |"
-        )
+        fns: dict[str, Callable[[], object]] = {
+            "bare": bare,
+            "trace": lambda t=text: attnscope.trace(handle, t),
+            "qk": lambda t=text: attnscope.trace(handle, t, qk=True),
+        }
+        got = interleaved(fns, args.repeats if n <= 128 else max(5, args.repeats // 3))
+        ms = {k: f"{w * 1e3:.1f} / {c * 1e3:.1f}" for k, (w, c) in got.items()}
+        print(f"| {n} | {ms['bare']} | {ms['trace']} | {ratio(got, 'trace')} | {ms['qk']} | {ratio(got, 'qk')} |")
 
     if not DEV.is_file():
         print(f"\nskipping the batched comparison: {DEV} not found")
@@ -121,15 +127,28 @@ def main() -> None:
             with torch.inference_mode():
                 model(**enc, output_attentions=True)
 
+    by_length = sorted(sentences, key=lambda t: len(tok(t)["input_ids"]))
+
+    def bare_sorted() -> None:
+        for i in range(0, len(by_length), bs):
+            enc = tok(by_length[i : i + bs], padding=True, return_tensors="pt").to(handle.device)
+            with torch.inference_mode():
+                model(**enc, output_attentions=True)
+
     def traced_batched() -> None:
         for _ in attnscope.trace_many(handle, sentences, batch_size=bs, progress=False):
             pass
 
-    got = interleaved({"bare": bare_batched, "trace_many": traced_batched}, repeats=3, rounds=3)
-    print(f"\n{len(sentences)} EWT dev sentences, batch size {bs}:")
-    print("| bare batched loop (s) | trace_many (s) | ratio (<= 1.15) |")
-    print("|---:|---:|---:|")
-    print(f"| {got['bare']:.2f} | {got['trace_many']:.2f} | {got['trace_many'] / got['bare']:.3f} |")
+    got = interleaved({"bare": bare_batched, "sorted": bare_sorted, "trace_many": traced_batched}, repeats=3)
+    print(f"\n{len(sentences)} EWT dev sentences, batch size {bs} (seconds, wall / CPU):")
+    print("trace_many groups texts of similar length; the second ratio is against a bare loop sorted the same way.")
+    print("| bare batched loop | bare loop, length-sorted | trace_many | ratio (<= 1.15) | ratio vs sorted |")
+    print("|---:|---:|---:|---:|---:|")
+    cells = {k: f"{w:.2f} / {c:.2f}" for k, (w, c) in got.items()}
+    print(
+        f"| {cells['bare']} | {cells['sorted']} | {cells['trace_many']} | {ratio(got, 'trace_many')} | "
+        f"{ratio(got, 'trace_many', 'sorted')} |"
+    )
 
 
 if __name__ == "__main__":
