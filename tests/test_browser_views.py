@@ -13,7 +13,7 @@ import attnscope
 from attnscope.traces import Trace
 from attnscope.views import page as view_page
 from attnscope.views.options import ViewOptions
-from attnscope.views.payload import build_payload, decode_attention
+from attnscope.views.payload import PAYLOAD_VERSION, build_payload, decode_attention
 from test_views_payload import PAIR, XSS, random_trace
 
 ROW = 18  # the head view's row height (frontend/src/head.ts)
@@ -169,6 +169,26 @@ def test_neuron_view_shows_the_traces_numbers(tab: Any, minilm_pair: Trace) -> N
     assert "\u00d7 0.1768" in tab.text_content(".as-neuronview")  # the scale 1/sqrt(32), shown
 
 
+def test_neuron_only_page_narrowed_to_one_head_shows_the_traces_numbers(
+    tab: Any, minilm_pair: Trace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import attnscope.views.payload as module
+
+    monkeypatch.setattr(module, "NEURON_BUDGET", 1)  # as a long input would: one layer, then one head
+    view = view_page(minilm_pair, ["neuron"], layer=4, heads=[7], query_index=3)
+    (stack,) = view.payload()["stacks"]
+    assert (stack.get("layers"), stack.get("heads"), stack["attention"]["shape"][:2]) == ([4], [7], [1, 1])
+    show(tab, view.to_html())
+    qk, att = minilm_pair.qk["encoder"], minilm_pair.attention["encoder"]
+    state = data(tab, ".as-neuronview")
+    assert (state["layer"], state["head"], state["query"]) == ("4", "7", "3")
+    assert tab.eval_on_selector_all(".as-neuronview select.as-layer option", "os => os.map(o => o.text)") == ["4"]
+    np.testing.assert_allclose(neuron_numbers(tab, "score"), qk.scores(4, 7)[3], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(neuron_numbers(tab, "softmax"), att[4, 7, 3], atol=1e-6)
+    tab.click(".as-neuronview .as-qlist span[data-index='6']")
+    np.testing.assert_allclose(neuron_numbers(tab, "softmax"), att[4, 7, 6], atol=1e-6)
+
+
 def test_xss_tokens_execute_nothing_and_show_as_text(tab: Any) -> None:
     trace = random_trace(XSS)
     show(tab, view_page(trace).to_html())
@@ -283,13 +303,26 @@ def test_several_views_share_a_document_without_globals(tab: Any, minilm_pair: T
 
 
 def test_wrong_contract_version_is_a_visible_error(browser: Any, minilm_pair: Trace) -> None:
-    html = view_page(minilm_pair, ["heatmap"]).to_html().replace('{"version":1,', '{"version":99,', 1)
+    html = view_page(minilm_pair, ["heatmap"]).to_html()
+    html = html.replace(f'{{"version":{PAYLOAD_VERSION},', '{"version":99,', 1)
     pg = browser.new_page()
     try:
         pg.set_content(html)
         pg.wait_for_selector(".attnscope-root[data-attnscope-state=error]")
         message = pg.text_content(".attnscope-root .as-error")
-        assert "data version 99; this bundle reads version 1" in message
+        assert f"data version 99; this bundle reads version {PAYLOAD_VERSION}" in message
+    finally:
+        pg.close()
+
+
+def test_neuron_only_page_refuses_other_views(browser: Any, minilm_pair: Trace) -> None:
+    html = view_page(minilm_pair, ["neuron"]).to_html()
+    html = html.replace('data-attnscope-view="page"', 'data-attnscope-view="head"', 1)
+    pg = browser.new_page()
+    try:
+        pg.set_content(html)
+        pg.wait_for_selector(".attnscope-root[data-attnscope-state=error]")
+        assert "attention for the neuron view only" in pg.text_content(".attnscope-root .as-error")
     finally:
         pg.close()
 

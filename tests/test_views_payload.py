@@ -101,6 +101,56 @@ def test_neuron_payload_narrows_to_one_layer_when_large(pair_trace: Trace, monke
     np.testing.assert_array_equal(decode_array(neuron["queries"]), pair_trace.qk["encoder"].queries[[1]])
 
 
+def _per_layer_bytes(trace: Trace) -> int:
+    """Raw bytes the neuron payload counts for one layer of the encoder (see payload._neuron_payloads)."""
+    _, n_heads, n_query, dim = (int(d) for d in trace.qk["encoder"].queries.shape)
+    return (2 * n_query * dim * 4) * n_heads + n_query * n_query * 4
+
+
+@pytest.mark.parametrize("narrow", ["layer", "head"])
+def test_neuron_only_page_carries_only_the_narrowed_attention(
+    pair_trace: Trace, monkeypatch: pytest.MonkeyPatch, narrow: str
+) -> None:
+    import attnscope.views.payload as module
+
+    budget = _per_layer_bytes(pair_trace) - (0 if narrow == "layer" else 1)
+    monkeypatch.setattr(module, "NEURON_BUDGET", budget)
+    payload = build_payload(pair_trace, ("neuron",), ViewOptions(layer=1, heads=(2,)))
+    (neuron,) = payload["neuron"]
+    heads = list(range(pair_trace.model.num_heads)) if narrow == "layer" else [2]
+    assert (neuron["layers"], neuron["heads"]) == ([1], heads)
+    (stack,) = payload["stacks"]
+    assert (stack["name"], stack.get("layers"), stack.get("heads")) == ("encoder", [1], heads)
+    expected = pair_trace.attention["encoder"][[1]][:, heads]
+    np.testing.assert_allclose(decode_attention(stack["attention"]), expected, atol=0.5 / 255 + 1e-7)
+    # The neuron's mask travels deflated: BERT's all-zero mask is a few dozen base64 characters.
+    assert neuron["bias"] is None
+    assert not decode_array(neuron["mask"]).any()
+    assert len(neuron["mask"]["data"]) <= 64 < np.prod(neuron["mask"]["shape"]) * 4
+
+
+def test_pages_with_other_views_keep_full_attention(pair_trace: Trace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import attnscope.views.payload as module
+
+    monkeypatch.setattr(module, "NEURON_BUDGET", 1)
+    for views in [("neuron", "head"), ("head",), ("model",), ("heatmap",)]:
+        payload = build_payload(pair_trace, views, ViewOptions(layer=1))
+        (stack,) = payload["stacks"]
+        assert "layers" not in stack
+        assert "heads" not in stack
+        assert stack["attention"]["shape"] == list(pair_trace.attention["encoder"].shape)
+
+
+def test_neuron_only_page_of_an_encoder_decoder_carries_only_its_stack(tiny: Any) -> None:
+    t5 = attnscope.trace(tiny("t5"), "The cat is very sad.", target="Le chat est triste.", qk=True)
+    payload = build_payload(t5, ("neuron",), ViewOptions(stack="cross", layer=1))
+    (stack,) = payload["stacks"]
+    assert (stack["name"], stack["query"], stack["key"]) == ("cross", "target", "source")
+    layers, heads = payload["neuron"][0]["layers"], payload["neuron"][0]["heads"]
+    assert (stack.get("layers"), stack.get("heads")) == (layers, heads)
+    assert stack["attention"]["shape"][:2] == [len(layers), len(heads)]
+
+
 def test_tokens_are_escaped_and_made_visible() -> None:
     html = head_view(random_trace(XSS)).to_html()
     # Only our own two </script> tags: the JSON block's and the bundle's.

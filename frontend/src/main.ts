@@ -13,6 +13,9 @@ type ViewName = "head" | "model" | "neuron" | "heatmap";
 const TITLES: Record<ViewName, string> = { head: "Head view", model: "Model view", neuron: "Neuron view", heatmap: "Heatmap" };
 
 function make(name: ViewName, state: PageState): HTMLElement {
+  if (name !== "neuron" && state.stacks.some((s) => s.narrowed)) {
+    throw new Error(`this page holds attention for the neuron view only; it cannot show the ${TITLES[name]}`);
+  }
   if (name === "head") return new HeadView(state, { controls: true }).node;
   if (name === "model") return new ModelView(state).node;
   if (name === "neuron") return new NeuronView(state).node;

@@ -1,6 +1,6 @@
-// The data contract (version 1) as Python's attnscope.views.payload writes it, and its decoding.
+// The data contract (version 2) as Python's attnscope.views.payload writes it, and its decoding.
 
-export const PAYLOAD_VERSION = 1;
+export const PAYLOAD_VERSION = 2;
 
 export interface Blob64 {
   dtype: "uint8" | "float32";
@@ -19,6 +19,9 @@ export interface StackPayload {
   query: string;
   key: string;
   attention: Blob64;
+  // Present on a neuron-only page: the trace's layers and heads the attention holds (absent: all of them).
+  layers?: number[];
+  heads?: number[];
 }
 
 export interface NeuronPayload {

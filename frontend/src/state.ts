@@ -8,6 +8,11 @@ export class Stack {
   readonly heads: number;
   readonly nq: number;
   readonly nk: number;
+  /** The trace's layer and head behind each index here (a neuron-only page holds only some). */
+  readonly layerIds: number[];
+  readonly headIds: number[];
+  /** True when this stack holds only some of the trace's layers or heads. */
+  readonly narrowed: boolean;
   private readonly scale: number;
   private readonly rowSums = new Map<number, Float32Array>();
 
@@ -16,8 +21,16 @@ export class Stack {
     readonly query: Side,
     readonly key: Side,
     private readonly arr: Arr,
+    layerIds?: number[],
+    headIds?: number[],
   ) {
     [this.layers, this.heads, this.nq, this.nk] = arr.shape;
+    this.narrowed = layerIds !== undefined || headIds !== undefined;
+    this.layerIds = layerIds ?? Array.from({ length: this.layers }, (_, i) => i);
+    this.headIds = headIds ?? Array.from({ length: this.heads }, (_, i) => i);
+    if (this.layerIds.length !== this.layers || this.headIds.length !== this.heads) {
+      throw new Error(`stack ${name}: ${this.layerIds.length} layers x ${this.headIds.length} heads listed, data has ${this.layers} x ${this.heads}`);
+    }
     this.scale = arr.values instanceof Uint8Array ? 1 / 255 : 1;
   }
 
@@ -97,7 +110,8 @@ export class PageState {
   static async decode(payload: Payload): Promise<PageState> {
     const stacks = await Promise.all(
       payload.stacks.map(
-        async (s) => new Stack(s.name, payload.sides[s.query], payload.sides[s.key], await decodeBlob(s.attention)),
+        async (s) =>
+          new Stack(s.name, payload.sides[s.query], payload.sides[s.key], await decodeBlob(s.attention), s.layers, s.heads),
       ),
     );
     const neurons = await Promise.all(

@@ -1,10 +1,14 @@
-"""The one data contract between Python and the views' JavaScript (version 1), and its HTML embedding.
+"""The one data contract between Python and the views' JavaScript (version 2), and its HTML embedding.
 
 A payload is JSON. Attention travels as binary: each stack's [layers, heads, query, key] array is
 quantised to uint8 (value = byte / 255, error <= 0.5/255; the default) or kept as float32
 (``precision="float32"``), little-endian, deflate-compressed (zlib format) and base64-encoded. The
 neuron view's numbers (queries, keys, scale, mask, bias) are always float32. The JSON goes into a
 ``<script type="application/json">`` block with ``<``, ``>`` and ``&`` escaped, so no token can end it.
+
+A page whose only view is the neuron view carries only the neuron's stack, its attention narrowed to the
+layers and heads whose queries and keys it carries; such a stack entry lists them in ``layers`` and
+``heads`` (trace indices; absent means all). Version 2 added those two fields.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from attnscope.tokens import Tokens
 from attnscope.traces import Trace
 from attnscope.views.options import VIEW_KINDS, ViewOptions
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
 Precision = Literal["uint8", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("uint8", "float32")
 # Raw bytes of queries/keys/mask/bias that a page carries for the neuron view before it narrows to
@@ -49,13 +53,21 @@ class SidePayload(TypedDict):
     segment: list[int]
 
 
-class StackPayload(TypedDict):
-    """One attention stack; ``query``/``key`` name the sides ("source" or "target")."""
-
+class _StackFields(TypedDict):
     name: str
     query: str
     key: str
     attention: Blob
+
+
+class StackPayload(_StackFields, total=False):
+    """One attention stack; ``query``/``key`` name the sides ("source" or "target").
+
+    ``layers``/``heads``, when present, are the trace's layers and heads the attention holds (a neuron-only page).
+    """
+
+    layers: list[int]
+    heads: list[int]
 
 
 class NeuronPayload(TypedDict):
@@ -102,12 +114,22 @@ def build_payload(
     sides = {"source": side_payload(trace.tokens)}
     if trace.target_tokens is not None:
         sides["target"] = side_payload(trace.target_tokens)
+    neuron = _neuron_payloads(trace, resolved) if "neuron" in views else []
     stacks: list[StackPayload] = []
     for name in trace.stacks:
         q_side, k_side = _SIDES[name] if trace.target_tokens is not None else ("source", "source")
+        if set(views) == {"neuron"}:  # the neuron view needs only its own stack's layers and heads
+            if name != neuron[0]["stack"]:
+                continue
+            layers, heads = neuron[0]["layers"], neuron[0]["heads"]
+            narrowed = trace.attention[name][np.array(layers)][:, np.array(heads)]
+            blob = encode_attention(narrowed, precision)
+            stacks.append(
+                {"name": name, "query": q_side, "key": k_side, "attention": blob, "layers": layers, "heads": heads}
+            )
+            continue
         blob = encode_attention(trace.attention[name], precision)
         stacks.append({"name": name, "query": q_side, "key": k_side, "attention": blob})
-    neuron = _neuron_payloads(trace, resolved) if "neuron" in views else []
     return {
         "version": PAYLOAD_VERSION,
         "views": list(views),
