@@ -18,6 +18,14 @@ if TYPE_CHECKING:
 COMMAND_MODULES: tuple[str, ...] = ("attnscope.views.cli", "attnscope.probe.cli")
 
 
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """TEXT, TEXT_B and --target: the input every model-running subcommand takes."""
+    parser.add_argument("text", metavar="TEXT", help="the text (sentence A, or the source of an encoder-decoder)")
+    parser.add_argument("text_b", metavar="TEXT_B", nargs="?", default=None, help="optional sentence B")
+    parser.add_argument("--target", default=None, help="decoder text, for encoder-decoder models (e.g. T5, BART)")
+    parser.add_argument("--truncate", action="store_true", help="cut text longer than the model allows")
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options every model-running subcommand shares."""
     group = parser.add_argument_group("model")
@@ -50,11 +58,8 @@ def _register_trace(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         description="Run a model on TEXT (and TEXT_B as sentence B) and save every layer's and head's "
         "attention, exactly as the model computed it, to a safetensors trace file.",
     )
-    p.add_argument("text", metavar="TEXT", help="the text (sentence A, or the source of an encoder-decoder)")
-    p.add_argument("text_b", metavar="TEXT_B", nargs="?", default=None, help="optional sentence B")
-    p.add_argument("--target", default=None, help="decoder text, for encoder-decoder models (e.g. T5, BART)")
+    add_input_arguments(p)
     p.add_argument("--qk", action="store_true", help="also capture each head's query and key vectors")
-    p.add_argument("--truncate", action="store_true", help="cut text longer than the model allows")
     p.add_argument("-o", "--output", type=Path, default=Path("trace.safetensors"), help="trace file to write")
     add_model_options(p)
     p.set_defaults(func=_cmd_trace)

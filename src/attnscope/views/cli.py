@@ -6,7 +6,7 @@ import argparse
 import webbrowser
 from pathlib import Path
 
-from attnscope.cli import add_model_options, load_from_args
+from attnscope.cli import add_input_arguments, add_model_options, load_from_args
 from attnscope.errors import InputError
 from attnscope.views.options import VIEW_KINDS
 
@@ -19,9 +19,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run a model on TEXT (and TEXT_B as sentence B) and write one self-contained, offline "
         "HTML page with the views as tabs. Layer and head numbers given here are 0-based.",
     )
-    p.add_argument("text", metavar="TEXT", help="the text (sentence A, or the source of an encoder-decoder)")
-    p.add_argument("text_b", metavar="TEXT_B", nargs="?", default=None, help="optional sentence B")
-    p.add_argument("--target", default=None, help="decoder text, for encoder-decoder models (e.g. T5, BART)")
+    add_input_arguments(p)
     p.add_argument("-o", "--output", type=Path, default=Path("attnscope-view.html"), help="HTML file to write")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     p.add_argument(
@@ -41,7 +39,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="uint8",
         help="attention in the page: uint8 (default, error <= 1/255, small) or float32 (exact)",
     )
-    p.add_argument("--truncate", action="store_true", help="cut text longer than the model allows")
     add_model_options(p)
     p.set_defaults(func=_cmd_view)
 
