@@ -19,7 +19,8 @@ Definitions (all times measured inside the page with performance.now()):
   or a change event on the layer <select>, to the same after-paint point of the next frame; the median
   of 5 hovers (after one untimed warm-up hover) and of 3 layer changes.
 
-Usage: .venv/bin/python benchmarks/views_vs_bertviz.py [--quick] [--sizes 16,64] [--timeout 90] [--no-long]
+Usage: .venv/bin/python benchmarks/views_vs_bertviz.py [--quick] [--sizes 16,64] [--views neuron] [--timeout 90]
+[--no-long] [--no-write]
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ CDN = {
     CDNJS + "jquery/2.0.0/jquery.min.js": ("jquery@2.1.0", "jquery/dist/jquery.min.js"),
 }
 SIZES = (16, 64, 128, 256, 512)
+VIEWS = ("head", "model", "neuron")
 QUICK_SIZES = (16, 64)
 LONG_TOKENS = 4096
 # A passage of words that are one WordPiece token each, so a pair of exactly N tokens is easy to build.
@@ -363,9 +365,9 @@ def _checked(tool: str, what: str, target: int, check: str) -> bool:
 
 # -- the runs ----------------------------------------------------------------------------------------
 async def run_size(
-    n: int, pair: bool, handle: Any, neuron_model: Any, browser: Browser, work: Path
+    n: int, pair: bool, handle: Any, neuron_model: Any, browser: Browser, work: Path, only: tuple[str, ...] = VIEWS
 ) -> dict[str, dict[str, Any]]:
-    """Every view of both tools at n tokens."""
+    """The views in ``only`` (default every view) of both tools at n tokens."""
     import bertviz
     import torch
     from bertviz import neuron_view as bertviz_neuron
@@ -401,7 +403,7 @@ async def run_size(
             lambda: views.neuron_view(handle.model, handle.tokenizer, text_a, text_b).to_html(),
         ),
     ]
-    for view, bertviz_kind, make_bertviz, make_attnscope in jobs:
+    for view, bertviz_kind, make_bertviz, make_attnscope in [job for job in jobs if job[0] in only]:
         row = out.setdefault(view, {})
         for tool, kind, make in (("bertviz", bertviz_kind, make_bertviz), ("attnscope", "attnscope", make_attnscope)):
             m = Measure()
@@ -487,7 +489,7 @@ def ratio(a: Any, b: Any) -> str:
 
 def tables(results: dict[int, dict[str, dict[str, Any]]], long: dict[str, Any] | None, pair: bool) -> str:
     lines = []
-    for view in ("head", "model", "neuron"):
+    for view in [v for v in VIEWS if any(v in per_view for per_view in results.values())]:
         lines += [f"\n### {view} view (MiniLM, {'sentence pair' if pair else 'one sentence'})\n"]
         head = ["tokens", "BertViz bytes", "attnscope bytes", "size", "BertViz Python", "attnscope Python", "time",
                 "BertViz rendered", "attnscope rendered"]  # fmt: skip
@@ -522,8 +524,8 @@ def target_lines(results: dict[int, dict[str, dict[str, Any]]], long: dict[str, 
     big, mid = results.get(512), results.get(256)
     for i, text in enumerate(TARGETS):
         verdicts = []
-        for view in ("head", "model", "neuron"):
-            if i < 3 and big:
+        for view in VIEWS:
+            if i < 3 and big and view in big:
                 b, a = big[view]["bertviz"], big[view]["attnscope"]
                 key = ("bytes", "python_s", "rendered_s")[i]
                 av, bv = num(a[key]), num(b[key])
@@ -534,7 +536,7 @@ def target_lines(results: dict[int, dict[str, dict[str, Any]]], long: dict[str, 
                     # BertViz's value stands when it produced its page (its Python side always finishes).
                     ok = bv is not None and av * (100 if i == 0 else 20) <= bv
                     verdicts.append(f"{view}: {ratio(av, bv)} {'met' if ok else 'MISSED'}")
-            if i in (3, 4) and mid and view == "head":
+            if i in (3, 4) and mid and view == "head" and "head" in mid:
                 value = mid["head"]["attnscope"]["hover_ms" if i == 3 else "layer_ms"]
                 ok = num(value) is not None and num(value) <= 50  # type: ignore[operator]
                 verdicts.append(f"{fmt(value, 'ms')} {'met' if ok else 'MISSED'}")
@@ -567,6 +569,9 @@ async def main_async(args: argparse.Namespace) -> None:
     from attnscope.loading import default_model_path
 
     sizes = QUICK_SIZES if args.quick else tuple(int(s) for s in args.sizes.split(","))
+    only = tuple(v.strip() for v in args.views.split(","))
+    if not set(only) <= set(VIEWS):
+        sys.exit(f"--views takes {','.join(VIEWS)}, got {args.views}")
     cdn_files = ensure_cdn_files(Path(args.npm_prefix))
     handle = attnscope.load(device="cpu")
     neuron_model = bertviz_neuron_model(Path(default_model_path()))
@@ -576,7 +581,7 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="attnscope-bench-") as tmp:
         async with Browser(cdn_files, args.timeout) as browser:
             for n in sizes:
-                results[n] = await run_size(n, args.pair, handle, neuron_model, browser, Path(tmp))
+                results[n] = await run_size(n, args.pair, handle, neuron_model, browser, Path(tmp), only)
             if not args.no_long:
                 long = await run_long(browser, Path(tmp))
     table = tables(results, long, args.pair)
@@ -624,6 +629,7 @@ times smaller or faster.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="token counts (default 16,64,128,256,512)")
+    parser.add_argument("--views", default=",".join(VIEWS), help="views to measure (default head,model,neuron)")
     parser.add_argument("--quick", action="store_true", help=f"only {QUICK_SIZES}, for a fast check")
     parser.add_argument("--timeout", type=float, default=90.0, help="cap per browser step, seconds (default 90)")
     parser.add_argument("--pair", action="store_true", help="a sentence pair (BertViz's page doubles) instead of one")
