@@ -20,7 +20,7 @@ Definitions (all times measured inside the page with performance.now()):
   of 5 hovers (after one untimed warm-up hover) and of 3 layer changes.
 
 Usage: .venv/bin/python benchmarks/views_vs_bertviz.py [--quick] [--sizes 16,64] [--views neuron] [--timeout 90]
-[--no-long] [--no-write]
+[--no-long] [--no-write] [--json FILE]
 """
 
 from __future__ import annotations
@@ -590,6 +590,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print("\nTargets:\n" + targets)
     if args.write:
         write_results(args, table, targets, results, long)
+    if args.json:
+        raw = json.dumps({"sizes": results, "long": long}, indent=1, default=str)
+        Path(args.json).write_text(raw, encoding="utf-8")
 
 
 def write_results(args: argparse.Namespace, table: str, targets: str, results: Any, long: Any) -> None:
@@ -635,6 +638,7 @@ def main() -> None:
     parser.add_argument("--pair", action="store_true", help="a sentence pair (BertViz's page doubles) instead of one")
     parser.add_argument("--no-long", action="store_true", help=f"skip the {LONG_TOKENS}-token tiny decoder")
     parser.add_argument("--no-write", dest="write", action="store_false", help=f"do not write {RESULTS.name}")
+    parser.add_argument("--json", help="also write the raw numbers to this JSON file")
     parser.add_argument(
         "--npm-prefix",
         default=str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "attnscope-benchmarks" / "npm"),
