@@ -33,7 +33,9 @@ def test_view_writes_one_page_and_prints_its_path(
     args = ["view", "The cat is very sad.", "Because it could not find food.", "--model", str(tiny_folder)]
     code = main([*args, "-o", str(out), "--views", "head,neuron", "--layers", "1", "--heads", "2,3"])
     assert code == 0
-    assert capsys.readouterr().out.strip() == str(out.resolve())
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith(f"page written to {out.resolve()} (")
+    assert "views:   head, neuron" in printed
     payload = payload_of(out.read_text(encoding="utf-8"))
     assert payload["views"] == ["head", "neuron"]
     opts = payload["options"]

@@ -73,9 +73,9 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     path = result.save(args.output).resolve()
     info = result.model
     print(f"model:   {info.name} ({info.architecture}, {info.num_layers} layers x {info.num_heads} heads)")
-    print(f"tokens:  {len(result.tokens)}  {_preview(result.tokens.display)}")
+    print(f"tokens:  {len(result.tokens)}  {preview(result.tokens.display)}")
     if result.target_tokens is not None:
-        print(f"target:  {len(result.target_tokens)}  {_preview(result.target_tokens.display)}")
+        print(f"target:  {len(result.target_tokens)}  {preview(result.target_tokens.display)}")
     for stack, att in result.attention.items():
         shape = " x ".join(str(d) for d in att.shape)
         print(f"{stack + ':':8} {shape} (layers x heads x query x key){'  + q/k' if stack in result.qk else ''}")
@@ -85,7 +85,8 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preview(tokens: Sequence[str], limit: int = 12) -> str:
+def preview(tokens: Sequence[str], limit: int = 12) -> str:
+    """The first tokens, space-separated, with a count of the rest."""
     shown = " ".join(tokens[:limit])
     return shown + (f" ... (+{len(tokens) - limit})" if len(tokens) > limit else "")
 

@@ -6,7 +6,7 @@ import argparse
 import webbrowser
 from pathlib import Path
 
-from attnscope.cli import add_input_arguments, add_model_options, load_from_args
+from attnscope.cli import add_input_arguments, add_model_options, load_from_args, preview
 from attnscope.errors import InputError
 from attnscope.views.options import VIEW_KINDS
 
@@ -79,7 +79,11 @@ def _cmd_view(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     path = view.save(args.output).resolve()
-    print(path)
+    info = result.model
+    print(f"model:   {info.name} ({info.architecture}, {info.num_layers} layers x {info.num_heads} heads)")
+    print(f"tokens:  {len(result.tokens)}  {preview(result.tokens.display)}")
+    print(f"views:   {', '.join(views)}")
+    print(f"page written to {path} ({path.stat().st_size / 1024:.0f} kB; open it in any browser, offline)")
     if args.open:
         webbrowser.open(path.as_uri())
     return 0
