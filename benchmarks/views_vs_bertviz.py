@@ -560,8 +560,8 @@ def environment() -> str:
     commit += " + uncommitted changes" if dirty else ""
     return (f"attnscope {attnscope.__version__} (commit {commit}), BertViz {importlib.metadata.version('bertviz')}, "
             f"torch {torch.__version__}, Python {platform.python_version()}, {chromium}, "
-            f"Playwright {importlib.metadata.version('playwright')}, {os.cpu_count()} CPUs "
-            "(shared with other jobs while measured, so times carry noise)")  # fmt: skip
+            f"Playwright {importlib.metadata.version('playwright')}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> None:
