@@ -561,7 +561,7 @@ def environment() -> str:
     return (f"attnscope {attnscope.__version__} (commit {commit}), BertViz {importlib.metadata.version('bertviz')}, "
             f"torch {torch.__version__}, Python {platform.python_version()}, {chromium}, "
             f"Playwright {importlib.metadata.version('playwright')}, {os.cpu_count()} CPUs, "
-            f"load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
+            f"1-minute load average {os.getloadavg()[0]:.1f} when the results were written")  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> None:
