@@ -80,19 +80,6 @@ def to_json(report: Mapping[str, Any]) -> str:
     return json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def heatmap_png(
-    values: ArrayLike,
-    title: str,
-    *,
-    mark: tuple[int, int] | None = None,
-    vmin: float = 0.0,
-    vmax: float = 1.0,
-    label: str = "accuracy",
-) -> bytes:
-    """A layers x heads heatmap as PNG bytes (matplotlib Agg, no global state); ``mark`` circles one head."""
-    return heatmap_image(values, title, mark=mark, vmin=vmin, vmax=vmax, label=label)[0]
-
-
 def heatmap_image(
     values: ArrayLike,
     title: str,

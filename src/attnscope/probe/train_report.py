@@ -27,8 +27,8 @@ def train_outputs(
     """report.json, report.md, index.html and heatmaps/{dep_to_head,head_to_dep,root}.png (weights per head)."""
     from attnscope.probe.report import (
         file_sha256,
+        heatmap_image,
         heatmap_page,
-        heatmap_png,
         markdown_table,
         report_header,
         rounded,
@@ -82,7 +82,7 @@ def train_outputs(
     pngs = {}
     for name, grid in grids.items():
         bound = float(max(np.abs(grid).max(), 1e-9))
-        pngs[name] = heatmap_png(grid, f"{name} weight per head", vmin=-bound, vmax=bound, label="weight")
+        pngs[name] = heatmap_image(grid, f"{name} weight per head", vmin=-bound, vmax=bound, label="weight")[0]
     model_line = f"{info.name} ({info.num_layers} layers x {info.num_heads} heads)"
     rows = [
         ["attention-only probe", f"{report['uas']:.3f}", f"{report['uas_with_punct']:.3f}"],
