@@ -75,14 +75,116 @@ export function sizeCanvas(canvas: HTMLCanvasElement, width: number, height: num
   return ctx;
 }
 
-export function cssVar(node: HTMLElement, name: string): string {
-  return getComputedStyle(node).getPropertyValue(name).trim() || "#888";
+/** The colours of each theme: one source for the page's CSS and for what the views paint on canvases. */
+export interface Colors {
+  bg: string;
+  fg: string;
+  dim: string;
+  line: string;
+  hi: string;
+  focus: string;
 }
 
+export const THEMES: Record<"dark" | "light", Colors> = {
+  dark: { bg: "#1e1e1e", fg: "#e6e6e6", dim: "#8a8a8a", line: "#444444", hi: "#2b4a6b", focus: "#6cb6ff" },
+  light: { bg: "#ffffff", fg: "#1a1a1a", dim: "#6b6b6b", line: "#dddddd", hi: "#d8e8f8", focus: "#0a66c2" },
+};
+
+/** Canvas colours come from the theme, not from computed style: a view paints before it is in the document. */
+export function themeColors(theme: string): Colors {
+  return THEMES[theme === "light" ? "light" : "dark"];
+}
+
+const fitted = new Map<string, string>();
+
+/** `text` cut to fit `width` pixels in the context's current font, ending in an ellipsis when cut. */
+export function fitText(ctx: CanvasRenderingContext2D, text: string, width: number): string {
+  const key = `${ctx.font}\u0000${Math.round(width)}\u0000${text}`;
+  const hit = fitted.get(key);
+  if (hit !== undefined) return hit;
+  let out = text;
+  if (ctx.measureText(text).width > width) {
+    const chars = Array.from(text); // whole code points, never half a surrogate pair
+    let lo = 0;
+    let hi = chars.length;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (ctx.measureText(chars.slice(0, mid).join("") + "\u2026").width <= width) lo = mid;
+      else hi = mid - 1;
+    }
+    out = chars.slice(0, lo).join("") + "\u2026";
+  }
+  if (fitted.size > 20000) fitted.clear();
+  fitted.set(key, out);
+  return out;
+}
+
+/**
+ * Run `rebuild` (which replaces elements inside `scope`) and give focus back to the element that has the
+ * same `data-focus-key` as the one focused before, so a redraw never drops keyboard focus to the page.
+ */
+export function keepFocus(scope: HTMLElement, rebuild: () => void): void {
+  const active = scope.ownerDocument.activeElement;
+  const key = active instanceof HTMLElement && scope.contains(active) ? active.dataset.focusKey : undefined;
+  rebuild();
+  if (key === undefined || scope.contains(scope.ownerDocument.activeElement)) return;
+  for (const node of Array.from(scope.querySelectorAll<HTMLElement>("[data-focus-key]"))) {
+    if (node.dataset.focusKey === key) {
+      node.focus({ preventScroll: true });
+      return;
+    }
+  }
+}
+
+let ids = 0;
+
+/** A fresh element id for ARIA references inside the live page (never part of the saved HTML). */
+export function uid(prefix: string): string {
+  ids += 1;
+  return `${prefix}-${ids}`;
+}
+
+/** Fill a visually hidden table (a canvas's text alternative) with a caption, column heads and rows. */
+export function fillTable(table: HTMLTableElement, caption: string, heads: string[], rows: string[][]): void {
+  const cap = el("caption", undefined, caption);
+  const thead = el("thead");
+  const tr = el("tr", undefined, undefined, thead);
+  for (const h of heads) el("th", undefined, h, tr).setAttribute("scope", "col");
+  const tbody = el("tbody");
+  for (const row of rows) {
+    const r = el("tr", undefined, undefined, tbody);
+    row.forEach((text, i) => {
+      const c = el(i === 0 ? "th" : "td", undefined, text, r);
+      if (i === 0) c.setAttribute("scope", "row");
+    });
+  }
+  table.replaceChildren(cap, thead, tbody);
+}
+
+/** A colour scale: a titled gradient bar with its end (and middle) values written under it. */
+export function legend(parent: HTMLElement, title: string, gradient: string, ticks: string[]): HTMLElement {
+  const box = el("div", "as-legend", undefined, parent);
+  el("span", "as-legend-title", title, box);
+  const scale = el("span", "as-legend-scale", undefined, box);
+  const bar = el("span", "as-legend-bar", undefined, scale);
+  bar.style.background = gradient;
+  bar.setAttribute("aria-hidden", "true");
+  const marks = el("span", "as-legend-ticks", undefined, scale);
+  for (const t of ticks) el("span", undefined, t, marks);
+  return box;
+}
+
+const vars = (c: Colors) => `--as-bg:${c.bg};--as-fg:${c.fg};--as-dim:${c.dim};--as-line:${c.line};--as-hi:${c.hi};--as-focus:${c.focus}`;
+
 export const STYLE = `
-.attnscope-root{--as-bg:#1e1e1e;--as-fg:#e6e6e6;--as-dim:#8a8a8a;--as-line:#444;--as-hi:#2b4a6b;
- font:13px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--as-fg);background:var(--as-bg);padding:8px;border-radius:4px}
-.attnscope-root.as-light{--as-bg:#ffffff;--as-fg:#1a1a1a;--as-dim:#777;--as-line:#ddd;--as-hi:#d8e8f8}
+.attnscope-root{${vars(THEMES.dark)};
+ font:13px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--as-fg);background:var(--as-bg);padding:8px;border-radius:4px;
+ max-width:100%;overflow-x:auto}
+.attnscope-root.as-light{${vars(THEMES.light)}}
+body.attnscope-page.as-dark{background:${THEMES.dark.bg}}
+body.attnscope-page.as-light{background:${THEMES.light.bg}}
+.attnscope-root :focus-visible{outline:2px solid var(--as-focus);outline-offset:1px}
+.attnscope-root .as-sr{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
 .attnscope-root *{box-sizing:border-box}
 .attnscope-root .as-bar{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin:4px 0 8px}
 .attnscope-root .as-ctl{display:inline-flex;gap:4px;align-items:center}
@@ -90,25 +192,41 @@ export const STYLE = `
 .attnscope-root .as-tabs{display:flex;gap:2px;border-bottom:1px solid var(--as-line);margin-bottom:6px}
 .attnscope-root .as-tab{border-bottom:none;border-radius:3px 3px 0 0;cursor:pointer}
 .attnscope-root .as-tab[aria-selected=true]{background:var(--as-hi)}
-.attnscope-root .as-heads{display:flex;flex-wrap:wrap;gap:3px}
-.attnscope-root .as-head{width:20px;height:16px;border:2px solid transparent;cursor:pointer;font-size:10px;text-align:center;color:#fff;line-height:12px}
+.attnscope-root .as-heads{display:flex;flex-wrap:wrap;gap:3px;align-items:center}
+.attnscope-root .as-head{width:22px;height:18px;padding:0;border:2px solid transparent;cursor:pointer;font-size:10px;text-align:center;color:#fff;line-height:12px}
 .attnscope-root .as-head[aria-pressed=false]{opacity:.25}
+.attnscope-root .as-heads .as-allnone{font-size:11px;padding:0 5px;height:18px}
 .attnscope-root .as-scroll{overflow:auto;position:relative;border:1px solid var(--as-line)}
 .attnscope-root .as-sticky{position:sticky;top:0;left:0;display:block}
 .attnscope-root .as-note,.attnscope-root .as-caption{color:var(--as-dim);margin:4px 0;unicode-bidi:plaintext}
+.attnscope-root .as-caption.as-empty{color:var(--as-fg)}
 .attnscope-root .as-tok{unicode-bidi:isolate;white-space:pre}
+.attnscope-root .as-frame{overflow:auto;max-width:100%}
 .attnscope-root .as-grid{display:inline-grid;gap:4px;align-items:center}
-.attnscope-root .as-thumb{cursor:pointer;border:1px solid var(--as-line)}
-.attnscope-root .as-thumb:hover{border-color:var(--as-fg)}
+.attnscope-root .as-thumbbtn{padding:0;border:2px solid transparent;background:none;cursor:pointer;line-height:0;border-radius:2px}
+.attnscope-root .as-thumb{border:1px solid var(--as-line)}
+.attnscope-root .as-thumbbtn:hover .as-thumb{border-color:var(--as-fg)}
+.attnscope-root .as-thumbbtn[aria-expanded=true]{border-color:var(--as-focus)}
 .attnscope-root .as-glabel{color:var(--as-dim);font-size:11px;text-align:center}
 .attnscope-root .as-toggles button[aria-pressed=false]{opacity:.4;text-decoration:line-through}
-.attnscope-root .as-detail{border:1px solid var(--as-line);padding:6px;margin:6px 0}
+.attnscope-root .as-detail{border:1px solid var(--as-focus);padding:6px;margin:2px 0 6px;grid-column:1 / -1;line-height:1.35}
 .attnscope-root .as-qlist{display:flex;flex-wrap:wrap;gap:2px 4px;margin:4px 0;max-height:120px;overflow:auto}
-.attnscope-root .as-qlist span{cursor:pointer;padding:0 2px;border-radius:2px}
-.attnscope-root .as-qlist span[aria-selected=true]{background:var(--as-hi)}
+.attnscope-root .as-qlist [role=option]{cursor:pointer;padding:0 2px;border-radius:2px;max-width:16em;overflow:hidden;text-overflow:ellipsis}
+.attnscope-root .as-qlist [aria-selected=true]{background:var(--as-hi)}
+.attnscope-root .as-ncols{display:flex;gap:10px;max-height:70vh;overflow:auto;position:relative}
+.attnscope-root .as-ncols .as-hdr{position:sticky;top:0;z-index:1;background:var(--as-bg);white-space:nowrap}
+.attnscope-root .as-ntok div{max-width:14em;overflow:hidden;text-overflow:ellipsis}
 .attnscope-root .as-ntable{display:grid;column-gap:8px;align-items:center;font-variant-numeric:tabular-nums}
 .attnscope-root .as-ntable div{height:16px;white-space:pre;overflow:hidden}
 .attnscope-root .as-num{text-align:right}
 .attnscope-root .as-hdr{color:var(--as-dim);font-size:11px}
+.attnscope-root .as-legends{display:flex;flex-wrap:wrap;gap:4px 18px;align-items:flex-start;margin:4px 0}
+.attnscope-root .as-legend{display:inline-flex;gap:6px;align-items:flex-start;font-size:11px;color:var(--as-dim)}
+.attnscope-root .as-legend-scale{display:inline-flex;flex-direction:column;width:160px}
+.attnscope-root .as-legend-bar{display:block;height:10px;border:1px solid var(--as-line)}
+.attnscope-root .as-legend-ticks{display:flex;justify-content:space-between;font-variant-numeric:tabular-nums}
+.attnscope-root .as-axis{color:var(--as-dim);font-size:11px}
+.attnscope-root .as-hmap{display:grid;grid-template-columns:auto auto;align-items:center;gap:2px 4px;justify-content:start}
+.attnscope-root .as-axis-y{writing-mode:vertical-rl;transform:rotate(180deg);text-align:center}
 .attnscope-root .as-error{color:#e55}
 `;

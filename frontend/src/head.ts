@@ -1,7 +1,7 @@
 // Head view: tokens on the left attend to tokens on the right; one colour per head, weight as opacity.
 // Drawn on one canvas that shows only the rows in view, so thousands of tokens stay fast.
 
-import { cssVar, el, fill, headColor, select, sizeCanvas } from "./dom";
+import { el, fill, fillTable, fitText, headColor, keepFocus, select, sizeCanvas, themeColors, uid } from "./dom";
 import { PageState, Stack } from "./state";
 
 
@@ -30,11 +30,16 @@ export class HeadView {
   private layer: number;
   private heads: Set<number>;
   private filter: Filter = "all";
-  private hover: Hover | null = null;
+  private hover: Hover | null = null; // under the mouse
+  private pinned: Hover | null = null; // chosen by click, Enter or Space; shown while the mouse is elsewhere
+  private cursor: Hover | null = null; // the keyboard's place among the tokens
+  private focused = false;
+  private captionKey = "";
   private readonly canvas: HTMLCanvasElement;
   private readonly scroll: HTMLDivElement;
   private readonly spacer: HTMLDivElement;
   private readonly caption: HTMLDivElement;
+  private readonly table: HTMLTableElement;
   private readonly note: HTMLDivElement;
   private readonly bar: HTMLDivElement;
   private readonly headBox: HTMLDivElement;
@@ -66,11 +71,35 @@ export class HeadView {
     this.scroll = el("div", "as-scroll", undefined, this.node);
     this.canvas = el("canvas", "as-sticky", undefined, this.scroll);
     this.spacer = el("div", undefined, undefined, this.scroll);
-    this.caption = el("div", "as-caption", "Hover over a token to see only its attention.", this.node);
+    this.caption = el("div", "as-caption", IDLE, this.node);
+    this.caption.setAttribute("aria-live", "polite");
+    this.table = el("table", "as-sr", undefined, this.node);
+    this.table.id = uid("as-head-table");
+    // The canvas takes the keyboard: arrows move among tokens, Enter/Space selects (as hovering does).
+    this.canvas.tabIndex = 0;
+    this.canvas.setAttribute("role", "application");
+    this.canvas.setAttribute("aria-roledescription", "attention lines");
+    this.canvas.setAttribute(
+      "aria-label",
+      "Attention between tokens. Up and Down move between tokens, Left and Right switch between the query and key columns, " +
+        "Enter or Space selects a token to show only its attention, Escape clears. The table after it lists the strongest weights.",
+    );
+    this.canvas.setAttribute("aria-describedby", this.table.id);
     this.buildControls();
     this.scroll.addEventListener("scroll", () => this.schedule());
     this.canvas.addEventListener("mousemove", (e) => this.onMove(e));
     this.canvas.addEventListener("mouseleave", () => this.setHover(null));
+    this.canvas.addEventListener("click", () => this.select(this.hover));
+    this.canvas.addEventListener("keydown", (e) => this.onKey(e));
+    this.canvas.addEventListener("focus", () => {
+      this.focused = true;
+      this.cursor ??= this.pinned ?? this.hover ?? { side: "q", index: this.firstRow() };
+      this.paint();
+    });
+    this.canvas.addEventListener("blur", () => {
+      this.focused = false;
+      this.paint();
+    });
     this.dispose = state.subscribe(() => {
       this.relabel();
       this.paint();
@@ -89,7 +118,7 @@ export class HeadView {
         this.stackName = v;
         this.layer = Math.min(this.layer, this.st.layers - 1);
         this.heads = new Set(range(this.st.heads));
-        this.hover = null;
+        this.hover = this.pinned = this.cursor = null;
         this.layout();
       });
     }
@@ -122,13 +151,25 @@ export class HeadView {
       fill(this.filterSel, choices, this.filter);
       this.filterSel.parentElement!.style.display = pair ? "" : "none";
     }
+    keepFocus(this.headBox, () => this.buildHeads(st));
+    const sides = st.name === "cross" ? "decoder tokens (queries, left) attend to encoder tokens (keys, right)" : "";
+    this.note.textContent = [sides, this.state.hideSpecial ? HIDDEN_NOTE : ""].filter(Boolean).join(" \u00b7 ");
+  }
+
+  /** The head squares (real toggle buttons) and All / None. */
+  private buildHeads(st: Stack): void {
     this.headBox.replaceChildren();
     this.headBox.style.display = this.cfg.controls ? "" : "none";
+    this.headBox.setAttribute("role", "group");
+    this.headBox.setAttribute("aria-label", "Heads shown");
     for (let h = 0; h < st.heads; h++) {
-      const block = el("div", "as-head", this.state.label(h), this.headBox);
+      const block = el("button", "as-head", this.state.label(h), this.headBox);
+      block.type = "button";
       block.style.background = headColor(h);
       block.dataset.head = String(h);
-      block.title = `head ${this.state.label(h)}: click toggles, double-click shows only this head`;
+      block.dataset.focusKey = `head-${h}`;
+      block.title = `head ${this.state.label(h)}: click toggles, double-click shows only this head (again: all heads)`;
+      block.setAttribute("aria-label", `head ${this.state.label(h)}`);
       block.setAttribute("aria-pressed", String(this.heads.has(h)));
       block.addEventListener("click", () => {
         if (this.heads.has(h)) this.heads.delete(h);
@@ -136,19 +177,80 @@ export class HeadView {
         this.syncHeads();
       });
       block.addEventListener("dblclick", () => {
-        this.heads = new Set([h]);
+        // BertViz: double-click shows only this head; on the only head shown, it brings all back.
+        const only = this.heads.size === 1 && this.heads.has(h);
+        this.heads = new Set(only ? range(st.heads) : [h]);
         this.syncHeads();
       });
     }
-    const sides = st.name === "cross" ? "decoder tokens (queries, left) attend to encoder tokens (keys, right)" : "";
-    this.note.textContent = [sides, this.state.hideSpecial ? HIDDEN_NOTE : ""].filter(Boolean).join(" \u00b7 ");
+    for (const [text, all] of [["All", true], ["None", false]] as const) {
+      const b = el("button", "as-allnone", text, this.headBox);
+      b.type = "button";
+      b.dataset.focusKey = `heads-${text}`;
+      b.title = all ? "show every head" : "hide every head";
+      b.addEventListener("click", () => {
+        this.heads = new Set(all ? range(this.st.heads) : []);
+        this.syncHeads();
+      });
+    }
   }
 
   private syncHeads(): void {
-    for (const block of Array.from(this.headBox.children) as HTMLElement[]) {
+    for (const block of Array.from(this.headBox.querySelectorAll<HTMLElement>(".as-head"))) {
       block.setAttribute("aria-pressed", String(this.heads.has(Number(block.dataset.head))));
     }
     this.paint();
+  }
+
+  private firstRow(): number {
+    return Math.min(Math.max(0, Math.floor(this.scroll.scrollTop / ROW)), this.st.nq - 1);
+  }
+
+  /** Pin a token (or clear the pin with null or the pinned token itself), as a lasting hover. */
+  private select(token: Hover | null): void {
+    const same = token && this.pinned && token.side === this.pinned.side && token.index === this.pinned.index;
+    this.pinned = same ? null : token;
+    if (token) this.cursor = token;
+    this.paint();
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    const st = this.st;
+    const cur = this.cursor ?? { side: "q" as const, index: this.firstRow() };
+    const n = (side: "q" | "k") => (side === "q" ? st.nq : st.nk);
+    const page = Math.max(1, Math.floor(this.viewH / ROW) - 1);
+    const move: Record<string, () => Hover> = {
+      ArrowDown: () => ({ side: cur.side, index: cur.index + 1 }),
+      ArrowUp: () => ({ side: cur.side, index: cur.index - 1 }),
+      PageDown: () => ({ side: cur.side, index: cur.index + page }),
+      PageUp: () => ({ side: cur.side, index: cur.index - page }),
+      Home: () => ({ side: cur.side, index: 0 }),
+      End: () => ({ side: cur.side, index: n(cur.side) - 1 }),
+      ArrowLeft: () => ({ side: "q", index: cur.index }),
+      ArrowRight: () => ({ side: "k", index: cur.index }),
+    };
+    if (e.key in move) {
+      const next = move[e.key]();
+      next.index = Math.max(0, Math.min(n(next.side) - 1, next.index));
+      this.cursor = next;
+      this.reveal(next.index);
+      this.paint();
+    } else if (e.key === "Enter" || e.key === " ") {
+      this.select(cur);
+    } else if (e.key === "Escape" && this.pinned) {
+      this.select(null);
+    } else {
+      return;
+    }
+    e.preventDefault();
+    e.stopPropagation();
+  }
+
+  /** Scroll so that row `index` is in view. */
+  private reveal(index: number): void {
+    const top = 4 + index * ROW;
+    if (top < this.scroll.scrollTop) this.scroll.scrollTop = top - 4;
+    else if (top + ROW > this.scroll.scrollTop + this.viewH) this.scroll.scrollTop = top + ROW - this.viewH + 4;
   }
 
   /** Measure the token columns and size the scroll area (on creation and when the stack changes). */
@@ -184,6 +286,8 @@ export class HeadView {
     if (x <= this.leftW && index >= 0 && index < st.nq) hover = { side: "q", index };
     else if (x >= this.leftW + GAP && index >= 0 && index < st.nk) hover = { side: "k", index };
     this.setHover(hover);
+    const label = hover ? (hover.side === "q" ? st.query.labels : st.key.labels)[hover.index] : "";
+    this.canvas.title = label; // the full token, also when the canvas shows it cut short
   }
 
   private setHover(hover: Hover | null): void {
@@ -213,8 +317,8 @@ export class HeadView {
     const t0 = performance.now();
     const st = this.st;
     const hide = this.state.hideSpecial;
-    const fg = cssVar(this.node, "--as-fg");
-    const dim = cssVar(this.node, "--as-dim");
+    const colors = themeColors(this.state.theme);
+    const { fg, dim } = colors;
     const top = this.scroll.scrollTop;
     const first = Math.max(0, Math.floor(top / ROW) - 1);
     const last = Math.ceil((top + this.viewH) / ROW) + 1;
@@ -225,7 +329,7 @@ export class HeadView {
     ctx.clearRect(0, 0, total, this.viewH);
     const heads = Array.from(this.heads).filter((h) => h < st.heads).sort((a, b) => a - b);
     const v = st.values;
-    const hover = this.hover;
+    const hover = this.hover ?? this.pinned;
     // Queries whose lines are drawn: the hovered one, all (for a hovered key), or the rows in view.
     const qFrom = hover?.side === "q" ? hover.index : hover?.side === "k" ? 0 : first;
     const qTo = hover?.side === "q" ? hover.index + 1 : hover?.side === "k" ? st.nq : Math.min(last, st.nq);
@@ -282,46 +386,93 @@ export class HeadView {
         const hot = hover?.side === side && hover.index === i;
         ctx.fillStyle = on || hot ? fg : dim;
         ctx.font = hot ? BOLD : FONT;
-        ctx.fillText(labels[i], x, y(i), (side === "q" ? this.leftW : this.rightW) - 8);
+        const room = (side === "q" ? this.leftW : this.rightW) - 8;
+        ctx.fillText(fitText(ctx, labels[i], room), x, y(i));
+        const cur = this.cursor;
+        if (this.focused && cur?.side === side && cur.index === i) {
+          ctx.strokeStyle = colors.focus;
+          ctx.lineWidth = 2;
+          ctx.strokeRect(side === "q" ? 1 : x - 5, y(i) - ROW / 2 + 1, room + 6, ROW - 2);
+        }
       }
     };
     drawLabels("q", st.nq, st.query.labels, st.query.special, x1 - 6);
     drawLabels("k", st.nk, st.key.labels, st.key.special, x2 + 6);
-    this.updateCaption(heads);
+    this.updateCaption(heads, hover);
     const ds = this.node.dataset;
     ds.stack = st.name;
     ds.layer = String(this.layer);
     ds.heads = heads.join(",");
     ds.filter = this.filter;
     ds.hover = hover ? `${hover.side}${hover.index}` : "";
+    ds.pinned = this.pinned ? `${this.pinned.side}${this.pinned.index}` : "";
+    ds.cursor = this.focused && this.cursor ? `${this.cursor.side}${this.cursor.index}` : "";
     ds.lines = String(lines);
     ds.paintMs = (performance.now() - t0).toFixed(2);
   }
 
-  private updateCaption(heads: number[]): void {
-    const hover = this.hover;
+  /** The caption under the canvas and the hidden table of the strongest weights (the canvas's text). */
+  private updateCaption(heads: number[], hover: Hover | null): void {
     const st = this.st;
+    const cur = this.focused ? this.cursor : null;
+    const key = [st.name, this.layer, heads, this.state.hideSpecial, this.state.base, hover?.side, hover?.index, cur?.side, cur?.index].join("|");
+    if (key === this.captionKey) return; // scrolling repaints; the words stay
+    this.captionKey = key;
+    const label = (i: number) => this.state.label(i);
+    this.caption.classList.toggle("as-empty", heads.length === 0);
+    if (heads.length === 0) {
+      this.caption.textContent = "No heads selected: click a head square, or All, to show attention.";
+      fillTable(this.table, "No heads selected.", [], []);
+      return;
+    }
+    const shown = `layer ${label(this.layer)}, ${heads.length === st.heads ? "all heads" : `head${heads.length > 1 ? "s" : ""} ${heads.map(label).join(", ")}`}`;
+    const mean = (q: number, k: number) => {
+      let s = 0;
+      for (const h of heads) s += st.weight(this.layer, h, q, k, this.state.hideSpecial);
+      return s / heads.length;
+    };
     if (!hover) {
-      this.caption.textContent = "Hover over a token to see only its attention.";
+      this.caption.textContent = cur ? `${tokenName(st, cur, label)}: press Enter to show its attention.` : IDLE;
+      // Without a selected token: each query's strongest key (the first 100 queries).
+      const rows: string[][] = [];
+      for (let q = 0; q < Math.min(st.nq, 100); q++) {
+        let best = 0;
+        let most = -1;
+        for (let k = 0; k < st.nk; k++) {
+          const w = mean(q, k);
+          if (w > most) [best, most] = [k, w];
+        }
+        rows.push([`${label(q)} ${st.query.labels[q]}`, `${label(best)} ${st.key.labels[best]}`, most.toFixed(2)]);
+      }
+      fillTable(this.table, `Strongest key for each query token, ${shown} (mean weight)`, ["query", "strongest key", "weight"], rows);
       return;
     }
     const labels = hover.side === "q" ? st.key.labels : st.query.labels;
     const n = hover.side === "q" ? st.nk : st.nq;
     const sums = new Float64Array(n);
-    for (const h of heads) {
-      for (let i = 0; i < n; i++) {
-        const [q, k] = hover.side === "q" ? [hover.index, i] : [i, hover.index];
-        sums[i] += st.weight(this.layer, h, q, k, this.state.hideSpecial) / Math.max(1, heads.length);
-      }
-    }
-    const top = Array.from(sums.keys()).sort((a, b) => sums[b] - sums[a]).slice(0, 3);
-    const own = (hover.side === "q" ? st.query : st.key).labels[hover.index];
+    for (let i = 0; i < n; i++) sums[i] = hover.side === "q" ? mean(hover.index, i) : mean(i, hover.index);
+    const order = Array.from(sums.keys()).sort((a, b) => sums[b] - sums[a]);
+    const top = order.slice(0, 3);
     const verb = hover.side === "q" ? "attends most to" : "is attended most by";
     const list = top.map((i) => `\u201c${labels[i]}\u201d ${sums[i].toFixed(2)}`).join(", ");
-    this.caption.textContent = `\u201c${own}\u201d (${hover.side === "q" ? "query" : "key"} ${hover.index}) ${verb} ${list} (mean of shown heads)`;
+    this.caption.textContent = `${tokenName(st, hover, label)} ${verb} ${list} (mean of shown heads)`;
+    const other = hover.side === "q" ? "key" : "query";
+    fillTable(
+      this.table,
+      `${tokenName(st, hover, label)}: strongest ${other} tokens, ${shown} (mean weight)`,
+      [other, "weight"],
+      order.slice(0, 10).map((i) => [`${label(i)} ${labels[i]}`, sums[i].toFixed(2)]),
+    );
   }
 }
 
+/** \u201ctoken\u201d (query 3), numbered as the page numbers. */
+function tokenName(st: Stack, t: Hover, label: (i: number) => string): string {
+  const own = (t.side === "q" ? st.query : st.key).labels[t.index];
+  return `\u201c${own}\u201d (${t.side === "q" ? "query" : "key"} ${label(t.index)})`;
+}
+
+const IDLE = "Hover over a token (or Tab to the lines and use the arrow keys) to see only its attention.";
 export const HIDDEN_NOTE =
   "Attention to and from delimiter tokens ([CLS], [SEP], <s>, </s>\u2026) is hidden; each remaining row is renormalised to sum to 1.";
 const FONT = "12px system-ui, sans-serif";

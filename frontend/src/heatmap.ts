@@ -1,9 +1,10 @@
 // Heatmap view: the query x key attention matrix of one head (for inputs where lines become unreadable).
 
-import { cssVar, el, fill, select, sizeCanvas } from "./dom";
+import { el, fill, fillTable, fitText, legend, select, sizeCanvas, themeColors, uid } from "./dom";
 import { HIDDEN_NOTE, range } from "./head";
 import { PageState, Stack } from "./state";
 
+const BG_DARK = 30; // the dark theme's background grey, rgb(30, 30, 30)
 const SIZE = 560; // at most this many pixels per axis; longer inputs are max-pooled
 
 export class HeatmapView {
@@ -17,6 +18,8 @@ export class HeatmapView {
   private readonly note: HTMLDivElement;
   private readonly canvas: HTMLCanvasElement;
   private readonly caption: HTMLDivElement;
+  private readonly legends: HTMLDivElement;
+  private readonly table: HTMLTableElement;
   private geo = { left: 0, top: 0, cell: 1, pq: 1, pk: 1 };
 
   constructor(private readonly state: PageState) {
@@ -44,8 +47,19 @@ export class HeatmapView {
       this.paint();
     });
     this.note = el("div", "as-note", undefined, this.node);
-    this.canvas = el("canvas", undefined, undefined, this.node);
+    this.legends = el("div", "as-legends", undefined, this.node);
+    // Axis titles around the matrix: keys across the top, queries down the side.
+    const map = el("div", "as-hmap", undefined, this.node);
+    el("span", undefined, undefined, map);
+    el("div", "as-axis as-axis-x", "Key tokens (attended to) \u2192", map);
+    el("div", "as-axis as-axis-y", "Query tokens (attending) \u2192", map);
+    this.canvas = el("canvas", undefined, undefined, map);
     this.caption = el("div", "as-caption", "Hover over a cell to read its weight.", this.node);
+    this.caption.setAttribute("aria-live", "polite");
+    this.table = el("table", "as-sr", undefined, this.node);
+    this.table.id = uid("as-heatmap-table");
+    this.canvas.setAttribute("role", "img");
+    this.canvas.setAttribute("aria-describedby", this.table.id);
     this.canvas.addEventListener("mousemove", (e) => this.onMove(e));
     state.subscribe(() => this.paint());
     this.paint();
@@ -73,6 +87,7 @@ export class HeatmapView {
     // Max-pool the matrix to pq x pk pixels, then draw it scaled to the cell size.
     const img = new ImageData(pk, pq);
     const light = this.state.theme === "light";
+    const colors = themeColors(this.state.theme);
     for (let q = 0; q < st.nq; q++) {
       const y = Math.floor((q * pq) / st.nq);
       for (let k = 0; k < st.nk; k++) {
@@ -88,7 +103,7 @@ export class HeatmapView {
     for (let o = 0; o < img.data.length; o += 4) {
       const a = img.data[o + 3] / top8;
       // from the background (white or near-black) to blue #1f77b4
-      const bg = light ? 255 : 30;
+      const bg = light ? 255 : BG_DARK;
       img.data[o] = Math.round(bg + (31 - bg) * a);
       img.data[o + 1] = Math.round(bg + (119 - bg) * a);
       img.data[o + 2] = Math.round(bg + (180 - bg) * a);
@@ -101,17 +116,17 @@ export class HeatmapView {
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, left, top, pk * cell, pq * cell);
     if (labels) {
-      ctx.fillStyle = cssVar(this.node, "--as-fg");
+      ctx.fillStyle = colors.fg;
       ctx.font = "11px system-ui, sans-serif";
       ctx.textBaseline = "middle";
       ctx.textAlign = "right";
-      for (let q = 0; q < st.nq; q++) ctx.fillText(st.query.labels[q], left - 4, top + (q + 0.5) * cell, left - 8);
+      for (let q = 0; q < st.nq; q++) ctx.fillText(fitText(ctx, st.query.labels[q], left - 8), left - 4, top + (q + 0.5) * cell);
       ctx.textAlign = "left";
       for (let k = 0; k < st.nk; k++) {
         ctx.save();
         ctx.translate(left + (k + 0.5) * cell, top - 4);
         ctx.rotate(-Math.PI / 3);
-        ctx.fillText(st.key.labels[k], 0, 0, 90);
+        ctx.fillText(fitText(ctx, st.key.labels[k], 90), 0, 0);
         ctx.restore();
       }
     }
@@ -119,6 +134,13 @@ export class HeatmapView {
     this.note.textContent =
       `${cap(st.name)} layer ${this.state.label(this.layer)}, head ${this.state.label(this.head)}: rows are queries, columns keys; ` +
       `full blue = the largest weight, ${(top8 / 255).toFixed(2)}.${pooled}${hide ? " " + HIDDEN_NOTE : ""}`;
+    const blue = "#1f77b4";
+    const from = light ? "#ffffff" : `rgb(${BG_DARK},${BG_DARK},${BG_DARK})`;
+    this.legends.replaceChildren();
+    legend(this.legends, "Attention weight", `linear-gradient(to right, ${from}, ${blue})`, ["0", (top8 / 510).toFixed(2), (top8 / 255).toFixed(2)]);
+    const title = `${cap(st.name)} attention, layer ${this.state.label(this.layer)}, head ${this.state.label(this.head)}`;
+    this.canvas.setAttribute("aria-label", `${title}: a matrix of ${st.nq} query rows by ${st.nk} key columns; the table after it lists each query's strongest keys.`);
+    this.describe(title);
     const ds = this.node.dataset;
     ds.stack = st.name;
     ds.layer = String(this.layer);
@@ -136,7 +158,21 @@ export class HeatmapView {
     const q = Math.floor((py * st.nq) / pq);
     const k = Math.floor((px * st.nk) / pk);
     const w = st.weight(this.layer, this.head, q, k, this.state.hideSpecial);
-    this.caption.textContent = `query ${q} \u201c${st.query.labels[q]}\u201d \u2192 key ${k} \u201c${st.key.labels[k]}\u201d: ${w.toFixed(4)}`;
+    const label = (i: number) => this.state.label(i);
+    this.caption.textContent = `query ${label(q)} \u201c${st.query.labels[q]}\u201d \u2192 key ${label(k)} \u201c${st.key.labels[k]}\u201d: ${w.toFixed(4)}`;
     this.node.dataset.hover = `${q},${k}`;
+  }
+
+  /** The canvas's text alternative: each query's three strongest keys (the first 100 queries). */
+  private describe(title: string): void {
+    const st = this.st;
+    const label = (i: number) => `${this.state.label(i)} `;
+    const rows: string[][] = [];
+    for (let q = 0; q < Math.min(st.nq, 100); q++) {
+      const w = Array.from({ length: st.nk }, (_, k) => st.weight(this.layer, this.head, q, k, this.state.hideSpecial));
+      const top = Array.from(w.keys()).sort((a, b) => w[b] - w[a]).slice(0, 3);
+      rows.push([`${label(q)}${st.query.labels[q]}`, ...top.map((k) => `${label(k)}${st.key.labels[k]}: ${w[k].toFixed(2)}`)]);
+    }
+    fillTable(this.table, `${title}: strongest keys of each query`, ["query", "1st key", "2nd key", "3rd key"], rows);
   }
 }

@@ -1,7 +1,7 @@
 // Entry point: render(element, view, data) draws one view (or a page of tabs) into its own root element.
 // On load, the bundle renders every attnscope root on the page that is not rendered yet; it defines no globals.
 
-import { STYLE, checkbox, el, fill, select } from "./dom";
+import { STYLE, checkbox, el, fill, select, uid } from "./dom";
 import { HeadView } from "./head";
 import { HeatmapView } from "./heatmap";
 import { ModelView } from "./model";
@@ -34,9 +34,13 @@ export async function render(element: HTMLElement, view: ViewName | "page", data
   const tabs = el("div", "as-tabs");
   const panes = el("div", "as-panes");
   element.replaceChildren(style, bar, tabs, panes);
+  // A standalone page (body.attnscope-page, from View.to_html) follows the theme too.
+  const page = element.ownerDocument.body.classList.contains("attnscope-page") ? element.ownerDocument.body : null;
   const applyTheme = () => {
-    element.classList.toggle("as-light", state.theme === "light");
-    element.classList.toggle("as-dark", state.theme === "dark");
+    for (const node of page ? [element, page] : [element]) {
+      node.classList.toggle("as-light", state.theme === "light");
+      node.classList.toggle("as-dark", state.theme === "dark");
+    }
   };
   applyTheme();
   el("span", "as-title", `${payload.model.name}`, bar);
@@ -63,23 +67,48 @@ export async function render(element: HTMLElement, view: ViewName | "page", data
   }
   element.dataset.indexBase = String(state.base);
   const built = new Map<ViewName, HTMLElement>();
+  const prefix = uid(element.id || "attnscope");
+  const tabOf = (name: ViewName) => tabs.querySelector<HTMLElement>(`[data-tab="${name}"]`);
   const show = (name: ViewName) => {
     for (const [n, pane] of built) pane.style.display = n === name ? "" : "none";
     if (!built.has(name)) {
       const pane = el("div", "as-pane", undefined, panes);
       pane.dataset.pane = name;
+      if (names.length > 1) {
+        pane.id = `${prefix}-pane-${name}`;
+        pane.setAttribute("role", "tabpanel");
+        pane.setAttribute("aria-labelledby", `${prefix}-tab-${name}`);
+        tabOf(name)?.setAttribute("aria-controls", pane.id);
+      }
       pane.appendChild(make(name, state));
       built.set(name, pane);
     }
-    for (const b of Array.from(tabs.children) as HTMLElement[]) b.setAttribute("aria-selected", String(b.dataset.tab === name));
+    for (const b of Array.from(tabs.children) as HTMLElement[]) {
+      b.setAttribute("aria-selected", String(b.dataset.tab === name));
+      b.tabIndex = b.dataset.tab === name ? 0 : -1; // one Tab stop; arrow keys move between tabs
+    }
     element.dataset.active = name;
   };
   tabs.style.display = names.length > 1 ? "" : "none";
+  tabs.setAttribute("role", "tablist");
+  tabs.setAttribute("aria-label", "Views");
   for (const name of names) {
     const b = el("button", "as-tab", TITLES[name], tabs);
+    b.type = "button";
+    b.id = `${prefix}-tab-${name}`;
+    b.setAttribute("role", "tab");
     b.dataset.tab = name;
     b.addEventListener("click", () => show(name));
   }
+  tabs.addEventListener("keydown", (e) => {
+    const at = names.indexOf(element.dataset.active as ViewName);
+    const moves: Record<string, number> = { ArrowRight: at + 1, ArrowLeft: at - 1 + names.length, Home: 0, End: names.length - 1 };
+    if (!(e.key in moves)) return;
+    e.preventDefault();
+    const next = names[moves[e.key] % names.length];
+    show(next);
+    tabOf(next)?.focus();
+  });
   show(names[0]);
   element.dataset.renderMs = (performance.now() - t0).toFixed(1);
 }

@@ -1,6 +1,6 @@
 // Model view: every layer x head as a small line drawing; click one to open it large with hover.
 
-import { el, fill, headColor, select, sizeCanvas, cssVar } from "./dom";
+import { el, fill, headColor, keepFocus, select, sizeCanvas, themeColors, uid } from "./dom";
 import { HIDDEN_NOTE, HeadView, range } from "./head";
 import { PageState, Stack } from "./state";
 
@@ -18,6 +18,8 @@ export class ModelView {
   private readonly note: HTMLDivElement;
   private readonly detail: HTMLDivElement;
   private readonly grid: HTMLDivElement;
+  private readonly frame: HTMLDivElement;
+  private readonly rowEnds = new Map<number, HTMLElement>(); // the last cell of each layer's row
   private stackSel: HTMLSelectElement | null = null;
   private open: [number, number] | null = null;
   private closeDetail: (() => void) | null = null;
@@ -32,20 +34,29 @@ export class ModelView {
     this.bar = el("div", "as-bar", undefined, this.node);
     this.toggles = el("div", "as-bar as-toggles", undefined, this.node);
     this.note = el("div", "as-note", undefined, this.node);
-    this.detail = el("div", "as-detail", undefined, this.node);
-    this.detail.style.display = "none";
-    this.grid = el("div", "as-grid", undefined, this.node);
+    // The grid scrolls inside its own frame (notebook outputs are narrower than 12 heads); the large head
+    // opens as a full-width row right under the row of the thumbnail that opened it.
+    this.frame = el("div", "as-frame", undefined, this.node);
+    this.grid = el("div", "as-grid", undefined, this.frame);
+    this.detail = el("div", "as-detail");
+    this.detail.setAttribute("role", "region");
+    this.detail.id = uid("as-detail");
+    this.node.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape" || !this.open) return;
+      e.preventDefault();
+      this.close();
+    });
     if (state.stacks.length > 1) {
       this.stackSel = select(this.bar, "Attention", "as-stack", (v) => {
         this.stackName = v;
         this.layers = new Set(range(this.st.layers));
         this.heads = new Set(range(this.st.heads));
         this.showDetail(null);
-        this.draw();
+        keepFocus(this.node, () => this.draw());
       });
     }
     el("span", "as-note", "Click a head to open it large; hover its tokens there.", this.bar);
-    state.subscribe(() => this.draw());
+    state.subscribe(() => keepFocus(this.node, () => this.draw()));
     this.draw();
   }
 
@@ -61,13 +72,15 @@ export class ModelView {
       const box = el("span", cls, undefined, this.toggles);
       for (let i = 0; i < n; i++) {
         const b = el("button", undefined, this.state.label(i), box);
+        b.type = "button";
         b.dataset.index = String(i);
+        b.dataset.focusKey = `${cls}-${i}`;
         b.title = `show or hide ${name.toLowerCase().replace(/s$/, "")} ${this.state.label(i)}`;
         b.setAttribute("aria-pressed", String(set.has(i)));
         b.addEventListener("click", () => {
           if (set.has(i)) set.delete(i);
           else set.add(i);
-          this.draw();
+          keepFocus(this.node, () => this.draw());
         });
       }
     };
@@ -86,24 +99,39 @@ export class ModelView {
     const layers = range(st.layers).filter((l) => this.layers.has(l));
     const heads = range(st.heads).filter((h) => this.heads.has(h));
     this.grid.replaceChildren();
+    this.rowEnds.clear();
     this.grid.style.gridTemplateColumns = `auto repeat(${heads.length}, ${THUMB + 2}px)`;
     el("div", "as-glabel", "", this.grid);
     for (const h of heads) el("div", "as-glabel", `Head ${this.state.label(h)}`, this.grid);
-    const fg = cssVar(this.node, "--as-dim");
+    const fg = themeColors(this.state.theme).dim;
     let count = 0;
     for (const l of layers) {
       el("div", "as-glabel", `Layer ${this.state.label(l)}`, this.grid);
       for (const h of heads) {
-        const c = el("canvas", "as-thumb", undefined, this.grid);
+        const name = `layer ${this.state.label(l)}, head ${this.state.label(h)}`;
+        const b = el("button", "as-thumbbtn", undefined, this.grid);
+        b.type = "button";
+        b.dataset.layer = String(l);
+        b.dataset.head = String(h);
+        b.dataset.focusKey = `thumb-${l}-${h}`;
+        b.title = name;
+        b.setAttribute("aria-label", `${name}: open it large`);
+        b.setAttribute("aria-expanded", "false");
+        const c = el("canvas", "as-thumb", undefined, b);
         c.dataset.layer = String(l);
         c.dataset.head = String(h);
-        c.title = `layer ${this.state.label(l)}, head ${this.state.label(h)}`;
+        c.setAttribute("aria-hidden", "true");
         thumbnail(c, st, l, h, this.state.hideSpecial, fg);
-        c.addEventListener("click", () => this.showDetail([l, h]));
+        b.addEventListener("click", () => {
+          const same = this.open?.[0] === l && this.open?.[1] === h;
+          this.showDetail(same ? null : [l, h], true);
+        });
+        this.rowEnds.set(l, b);
         count++;
       }
     }
-    if (this.open) this.showDetail(this.open);
+    const open = this.open;
+    this.showDetail(open && this.layers.has(open[0]) && this.heads.has(open[1]) ? open : null);
     const ds = this.node.dataset;
     ds.stack = st.name;
     ds.thumbs = String(count);
@@ -112,21 +140,51 @@ export class ModelView {
     ds.drawMs = (performance.now() - t0).toFixed(1);
   }
 
-  private showDetail(which: [number, number] | null): void {
+  /** The thumbnail button of one layer and head, if it is in the grid. */
+  private thumb(l: number, h: number): HTMLElement | null {
+    return this.grid.querySelector<HTMLElement>(`button.as-thumbbtn[data-layer="${l}"][data-head="${h}"]`);
+  }
+
+  /** Close the large head and give focus back to its thumbnail. */
+  private close(): void {
+    const open = this.open;
+    this.showDetail(null);
+    if (open) this.thumb(open[0], open[1])?.focus();
+  }
+
+  /** Open one head large under its row (null closes); `user`: the user asked, so bring it into view. */
+  private showDetail(which: [number, number] | null, user = false): void {
     this.closeDetail?.();
     this.closeDetail = null;
+    if (this.open) this.thumb(this.open[0], this.open[1])?.setAttribute("aria-expanded", "false");
     this.open = which;
     this.detail.replaceChildren();
-    this.detail.style.display = which ? "" : "none";
     this.node.dataset.open = which ? which.join(",") : "";
-    if (!which) return;
+    if (!which) {
+      this.detail.remove();
+      return;
+    }
     const [l, h] = which;
+    const thumb = this.thumb(l, h);
+    thumb?.setAttribute("aria-expanded", "true");
+    thumb?.setAttribute("aria-controls", this.detail.id);
+    const title = `Layer ${this.state.label(l)}, head ${this.state.label(h)}`;
+    this.detail.setAttribute("aria-label", title);
     const bar = el("div", "as-bar", undefined, this.detail);
-    el("strong", undefined, `Layer ${this.state.label(l)}, head ${this.state.label(h)}`, bar);
-    el("button", "as-close", "Close", bar).addEventListener("click", () => this.showDetail(null));
+    el("strong", undefined, title, bar);
+    const close = el("button", "as-close", "Close", bar);
+    close.type = "button";
+    close.title = "close (Esc)";
+    close.dataset.focusKey = "detail-close";
+    close.addEventListener("click", () => this.close());
     const view = new HeadView(this.state, { stack: this.stackName, layer: l, heads: [h], controls: false });
     this.detail.appendChild(view.node);
     this.closeDetail = view.dispose;
+    (this.rowEnds.get(l) ?? this.grid.lastElementChild)?.after(this.detail);
+    if (user) {
+      this.detail.scrollIntoView({ block: "nearest" });
+      close.focus({ preventScroll: true });
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // Neuron view: for one layer, head and query token, every term of the attention score:
 // q, each k, q x k element-wise, q.k, the scaling, any position bias and mask, and the softmax.
 
-import { el, fill, select, signedColor, sizeCanvas } from "./dom";
+import { el, fill, keepFocus, legend, select, signedColor, sizeCanvas, uid } from "./dom";
 import { PageState, Neuron } from "./state";
 
 const ROW = 16;
@@ -18,6 +18,7 @@ export class NeuronView {
   private readonly note: HTMLDivElement;
   private readonly body: HTMLDivElement;
   private readonly caption: HTMLDivElement;
+  private readonly legends: HTMLDivElement;
   private readonly layerSel: HTMLSelectElement;
   private readonly headSel: HTMLSelectElement;
 
@@ -39,13 +40,18 @@ export class NeuronView {
       this.hi = Number(v);
       this.paint();
     });
-    el("span", "as-note", "Query token (click one):", this.node);
+    const prompt = el("span", "as-note", "Query token (click one, or Tab here and use the arrow keys and Enter):", this.node);
+    prompt.id = uid("as-qprompt");
     this.qlist = el("div", "as-qlist", undefined, this.node);
+    this.qlist.setAttribute("role", "listbox");
+    this.qlist.setAttribute("aria-labelledby", prompt.id);
+    this.qlist.addEventListener("keydown", (e) => this.onKey(e));
     this.note = el("div", "as-note", undefined, this.node);
+    this.legends = el("div", "as-legends", undefined, this.node);
+    // The table scrolls inside its own frame, so its column heads stay in view on long inputs.
     this.body = el("div", "as-ncols", undefined, this.node);
-    this.body.style.display = "flex";
-    this.body.style.gap = "10px";
     this.caption = el("div", "as-caption", "Hover over a vector cell to read its value.", this.node);
+    this.caption.setAttribute("aria-live", "polite");
     state.subscribe(() => this.paint());
     this.paint();
   }
@@ -55,16 +61,42 @@ export class NeuronView {
     fill(this.layerSel, info.layers.map((l, i) => ({ value: String(i), text: this.state.label(l) })), String(this.li));
     fill(this.headSel, info.heads.map((h, i) => ({ value: String(i), text: this.state.label(h) })), String(this.hi));
     const st = this.state.stack(info.stack);
-    this.qlist.replaceChildren();
-    st.query.labels.forEach((label, i) => {
-      const span = el("span", "as-tok", label, this.qlist);
-      span.dataset.index = String(i);
-      span.setAttribute("aria-selected", String(i === this.query));
-      span.addEventListener("click", () => {
-        this.query = i;
-        this.paint();
+    keepFocus(this.qlist, () => {
+      this.qlist.replaceChildren();
+      st.query.labels.forEach((label, i) => {
+        const span = el("span", "as-tok", label, this.qlist);
+        span.dataset.index = String(i);
+        span.dataset.focusKey = `q-${i}`;
+        span.title = `query ${this.state.label(i)}: ${label}`;
+        span.setAttribute("role", "option");
+        span.setAttribute("aria-selected", String(i === this.query));
+        span.tabIndex = i === this.query ? 0 : -1; // roving focus: one stop in the Tab order
+        span.addEventListener("click", () => this.choose(i));
       });
     });
+  }
+
+  private choose(i: number): void {
+    this.query = i;
+    this.paint();
+  }
+
+  /** Arrow keys, Home and End move focus over the query tokens; Enter or Space chooses one. */
+  private onKey(e: KeyboardEvent): void {
+    const options = Array.from(this.qlist.querySelectorAll<HTMLElement>("[role=option]"));
+    const at = options.findIndex((o) => o === this.node.ownerDocument.activeElement);
+    if (at < 0) return;
+    const moves: Record<string, number> = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1, Home: 0, End: options.length - 1 };
+    if (e.key in moves) {
+      const next = options[Math.max(0, Math.min(options.length - 1, moves[e.key]))];
+      for (const o of options) o.tabIndex = o === next ? 0 : -1;
+      next.focus();
+    } else if (e.key === "Enter" || e.key === " ") {
+      this.choose(at);
+    } else {
+      return;
+    }
+    e.preventDefault();
   }
 
   paint(): void {
@@ -121,9 +153,9 @@ export class NeuronView {
       c.style.whiteSpace = "pre";
       return c;
     };
-    const tokens = col("", "as-ntok");
-    cell(tokens, `q: ${st.query.labels[q]}`, "as-tok");
-    for (const k of rows) cell(tokens, st.key.labels[k], "as-tok");
+    const tokens = col("key token \u2193", "as-ntok");
+    cell(tokens, `q: ${st.query.labels[q]}`, "as-tok").title = `query ${this.state.label(q)}: ${st.query.labels[q]}`;
+    for (const k of rows) cell(tokens, st.key.labels[k], "as-tok").title = `key ${this.state.label(k)}: ${st.key.labels[k]}`;
     const cw = Math.max(2, Math.min(8, Math.floor(256 / d)));
     let maxK = 0;
     let maxP = 0;
@@ -138,6 +170,11 @@ export class NeuronView {
     const vecCol = (title: string, value: (row: number, i: number) => number, max: number, first: boolean) => {
       const c = col(title, "as-nvec");
       const canvas = el("canvas", undefined, undefined, c);
+      canvas.setAttribute("role", "img");
+      canvas.setAttribute(
+        "aria-label",
+        `${title}: ${d} dimensions of each vector as coloured cells, one row per key${first ? " under the query's row" : ""}; the numbers follow in the next columns.`,
+      );
       const ctx = sizeCanvas(canvas, cw * d, ROW * (rows.length + 1));
       const draw = (r: number, k: number) => {
         for (let i = 0; i < d; i++) {
@@ -154,7 +191,7 @@ export class NeuronView {
         if (i < 0 || i >= d || r < 0 || r > rows.length || (r === 0 && !first)) return;
         const k = r === 0 ? -1 : rows[r - 1];
         const who = k < 0 ? `q of \u201c${st.query.labels[q]}\u201d` : `${title} of \u201c${st.key.labels[k]}\u201d`;
-        this.caption.textContent = `${who}, dimension ${i}: ${fmt(value(k, i), 6)}`;
+        this.caption.textContent = `${who}, dimension ${this.state.label(i)}: ${fmt(value(k, i), 6)}`;
       });
       return c;
     };
@@ -174,8 +211,8 @@ export class NeuronView {
     };
     const cols = [
       tokens,
-      vecCol("k (top: q)", kval, maxK, true),
-      vecCol("q \u00d7 k", pval, maxP, false),
+      vecCol(`k (top row: q), dimension \u2192`, kval, maxK, true),
+      vecCol("q \u00d7 k, dimension \u2192", pval, maxP, false),
       numCol("q\u00b7k", "dot", (k) => dots[k], 3),
       numCol(`\u00d7 ${fmt(scale, 4)}`, "scaled", (k) => dots[k] * scale, 3),
     ];
@@ -189,6 +226,11 @@ export class NeuronView {
     });
     cols.push(sm);
     this.body.replaceChildren(...cols);
+    const ticks = (max: number) => [fmt(-max, 2), "0", fmt(max, 2)];
+    const gradient = `linear-gradient(to right, ${signedColor(-1, 1)}, ${signedColor(0, 1)}, ${signedColor(1, 1)})`;
+    this.legends.replaceChildren();
+    legend(this.legends, "q and k values", gradient, ticks(maxK));
+    legend(this.legends, "q \u00d7 k values", gradient, ticks(maxP));
     const ds = this.node.dataset;
     ds.stack = info.stack;
     ds.layer = String(info.layers[this.li]);

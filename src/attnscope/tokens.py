@@ -117,6 +117,20 @@ class Tokens:
         )
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        """Display forms with "##" before each piece that continues the word before it ("ship ##wr ##eck ##s").
+
+        WordPiece's own continuation marker, as BertViz shows it, applied to every tokenizer through ``word_ids``;
+        ``display`` stays marker-free because it is the text the piece covers.
+        """
+        out = []
+        for i, text in enumerate(self.display):
+            word = int(self.word_ids[i])
+            continues = i > 0 and word >= 0 and word == int(self.word_ids[i - 1]) and not self.special[i]
+            out.append(_CONTINUATION + text if continues and not text.startswith(_CONTINUATION) else text)
+        return tuple(out)
+
+    @property
     def sentence_b_start(self) -> int | None:
         """Index of the first token of sentence B (BertViz's ``sentence_b_start``), or None."""
         hits = np.flatnonzero(self.segment == 1)

@@ -154,7 +154,7 @@ def _width(fig: Figure) -> float:
 
 # -- shared helpers ----------------------------------------------------------------------------------
 def _labels(tokens: Tokens) -> list[str]:
-    return [_visible(t) for t in tokens.display]
+    return [_visible(t) for t in tokens.labels]
 
 
 def _stack(view: _View) -> str:

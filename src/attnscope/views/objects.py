@@ -109,7 +109,8 @@ class View:
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{title}</title>\n"
             f"<style>body{{margin:0;padding:12px;background:{bg}}}</style>\n"
-            f"</head>\n<body>\n{self.fragment()}\n</body>\n</html>\n"
+            # The bundle's theme switch restyles a body of class attnscope-page (as-dark / as-light).
+            f'</head>\n<body class="attnscope-page as-{self.options.theme}">\n{self.fragment()}\n</body>\n</html>\n'
         )
 
     def save(self, path: str | Path) -> Path:

@@ -167,9 +167,9 @@ def _check_index(value: int, limit: int, what: str) -> None:
 
 
 def side_payload(tokens: Tokens) -> SidePayload:
-    """Token labels made visible (control, zero-width and bidi characters shown as ⟨U+XXXX⟩)."""
+    """Token labels ("##" on word continuations) made visible (control, zero-width, bidi shown as ⟨U+XXXX⟩)."""
     return {
-        "labels": [visible_label(t) for t in tokens.display],
+        "labels": [visible_label(t) for t in tokens.labels],
         "special": [int(s) for s in tokens.special],
         "segment": [int(s) for s in tokens.segment],
     }
