@@ -213,7 +213,7 @@ body.attnscope-page.as-light{background:${THEMES.light.bg}}
 .attnscope-root .as-qlist{display:flex;flex-wrap:wrap;gap:2px 4px;margin:4px 0;max-height:120px;overflow:auto}
 .attnscope-root .as-qlist [role=option]{cursor:pointer;padding:0 2px;border-radius:2px;max-width:16em;overflow:hidden;text-overflow:ellipsis}
 .attnscope-root .as-qlist [aria-selected=true]{background:var(--as-hi)}
-.attnscope-root .as-ncols{display:flex;gap:10px;max-height:70vh;overflow:auto;position:relative}
+.attnscope-root .as-ncols{display:flex;align-items:flex-start;gap:10px;max-height:70vh;overflow:auto;position:relative}
 .attnscope-root .as-ncols .as-hdr{position:sticky;top:0;z-index:1;background:var(--as-bg);white-space:nowrap}
 .attnscope-root .as-ntok div{max-width:14em;overflow:hidden;text-overflow:ellipsis}
 .attnscope-root .as-ntable{display:grid;column-gap:8px;align-items:center;font-variant-numeric:tabular-nums}
