@@ -201,13 +201,16 @@ body.attnscope-page.as-light{background:${THEMES.light.bg}}
 .attnscope-root .as-note,.attnscope-root .as-caption{color:var(--as-dim);margin:4px 0;unicode-bidi:plaintext}
 .attnscope-root .as-caption.as-empty{color:var(--as-fg)}
 .attnscope-root .as-tok{unicode-bidi:isolate;white-space:pre}
-.attnscope-root .as-frame{overflow:auto;max-width:100%}
+.attnscope-root .as-frame{overflow:auto;max-width:100%;max-height:85vh}
+.attnscope-root .as-grid .as-ghead{position:sticky;top:0;z-index:2;background:var(--as-bg);align-self:stretch;padding:2px 0}
+.attnscope-root .as-grid .as-gside{position:sticky;left:0;z-index:1;background:var(--as-bg);align-self:stretch;display:flex;align-items:center;padding:0 4px}
+.attnscope-root .as-grid .as-ghead.as-gside{z-index:3}
 .attnscope-root .as-grid{display:inline-grid;gap:4px;align-items:center}
 .attnscope-root .as-thumbbtn{padding:0;border:2px solid transparent;background:none;cursor:pointer;line-height:0;border-radius:2px}
 .attnscope-root .as-thumb{border:1px solid var(--as-line)}
 .attnscope-root .as-thumbbtn:hover .as-thumb{border-color:var(--as-fg)}
 .attnscope-root .as-thumbbtn[aria-expanded=true]{border-color:var(--as-focus)}
-.attnscope-root .as-glabel{color:var(--as-dim);font-size:11px;text-align:center}
+.attnscope-root .as-glabel{color:var(--as-dim);font-size:11px;text-align:center;white-space:nowrap}
 .attnscope-root .as-toggles button[aria-pressed=false]{opacity:.4;text-decoration:line-through}
 .attnscope-root .as-detail{border:1px solid var(--as-focus);padding:6px;margin:2px 0 6px;grid-column:1 / -1;line-height:1.35}
 .attnscope-root .as-qlist{display:flex;flex-wrap:wrap;gap:2px 4px;margin:4px 0;max-height:120px;overflow:auto}
@@ -225,7 +228,7 @@ body.attnscope-page.as-light{background:${THEMES.light.bg}}
 .attnscope-root .as-legend-scale{display:inline-flex;flex-direction:column;width:160px}
 .attnscope-root .as-legend-bar{display:block;height:10px;border:1px solid var(--as-line)}
 .attnscope-root .as-legend-ticks{display:flex;justify-content:space-between;font-variant-numeric:tabular-nums}
-.attnscope-root .as-axis{color:var(--as-dim);font-size:11px}
+.attnscope-root .as-axis{color:var(--as-dim);font-size:11px;text-align:center}
 .attnscope-root .as-hmap{display:grid;grid-template-columns:auto auto;align-items:center;gap:2px 4px;justify-content:start}
 .attnscope-root .as-axis-y{writing-mode:vertical-rl;transform:rotate(180deg);text-align:center}
 .attnscope-root .as-error{color:#e55}

@@ -52,7 +52,7 @@ export class HeatmapView {
     const map = el("div", "as-hmap", undefined, this.node);
     el("span", undefined, undefined, map);
     el("div", "as-axis as-axis-x", "Key tokens (attended to) \u2192", map);
-    el("div", "as-axis as-axis-y", "Query tokens (attending) \u2192", map);
+    el("div", "as-axis as-axis-y", "Query tokens (attending)", map);
     this.canvas = el("canvas", undefined, undefined, map);
     this.caption = el("div", "as-caption", "Hover over a cell to read its weight.", this.node);
     this.caption.setAttribute("aria-live", "polite");

@@ -101,12 +101,12 @@ export class ModelView {
     this.grid.replaceChildren();
     this.rowEnds.clear();
     this.grid.style.gridTemplateColumns = `auto repeat(${heads.length}, ${THUMB + 2}px)`;
-    el("div", "as-glabel", "", this.grid);
-    for (const h of heads) el("div", "as-glabel", `Head ${this.state.label(h)}`, this.grid);
+    el("div", "as-glabel as-ghead as-gside", "", this.grid);
+    for (const h of heads) el("div", "as-glabel as-ghead", `Head ${this.state.label(h)}`, this.grid);
     const fg = themeColors(this.state.theme).dim;
     let count = 0;
     for (const l of layers) {
-      el("div", "as-glabel", `Layer ${this.state.label(l)}`, this.grid);
+      el("div", "as-glabel as-gside", `Layer ${this.state.label(l)}`, this.grid);
       for (const h of heads) {
         const name = `layer ${this.state.label(l)}, head ${this.state.label(h)}`;
         const b = el("button", "as-thumbbtn", undefined, this.grid);
