@@ -209,7 +209,7 @@ def test_tabs_have_tab_roles_and_arrow_keys(tab: Any, minilm_pair: Trace) -> Non
 
 
 def test_each_canvas_has_a_text_alternative_kept_up_to_date(tab: Any, minilm_pair: Trace) -> None:
-    show(tab, view_page(minilm_pair, ["head", "heatmap"]).to_html())
+    show(tab, view_page(minilm_pair, ["head", "heatmap"], precision="float32").to_html())
 
     def described(selector: str) -> list[list[str]]:
         rows: list[list[str]] = tab.eval_on_selector(
@@ -222,6 +222,8 @@ def test_each_canvas_has_a_text_alternative_kept_up_to_date(tab: Any, minilm_pai
     rows = described(".as-headview canvas")
     assert rows[0] == ["query", "strongest key", "weight"]
     assert len(rows) == 1 + len(minilm_pair.tokens)
+    mean = minilm_pair.attention["encoder"][0, :, 1].mean(axis=0)  # query 1 over all heads of layer 0
+    assert rows[2][1:] == [f"{mean.argmax()} {minilm_pair.tokens.labels[mean.argmax()]}", f"{mean.max():.2f}"]
     hover_row(tab, "q", 3)
     rows = described(".as-headview canvas")
     caption = tab.text_content(".as-headview .as-caption")

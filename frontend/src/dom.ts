@@ -213,7 +213,8 @@ body.attnscope-page.as-light{background:${THEMES.light.bg}}
 .attnscope-root .as-glabel{color:var(--as-dim);font-size:11px;text-align:center;white-space:nowrap}
 .attnscope-root .as-toggles button[aria-pressed=false]{opacity:.4;text-decoration:line-through}
 .attnscope-root .as-detail{border:1px solid var(--as-focus);padding:6px;margin:2px 0 6px;grid-column:1 / -1;line-height:1.35}
-.attnscope-root .as-qlist{display:flex;flex-wrap:wrap;gap:2px 4px;margin:4px 0;max-height:120px;overflow:auto}
+.attnscope-root .as-qlist{display:flex;flex-wrap:wrap;gap:2px 4px;margin:4px 0;padding:3px;max-height:120px;overflow:auto}
+.attnscope-root .as-qlist [role=option]:focus-visible{outline-offset:-1px}
 .attnscope-root .as-qlist [role=option]{cursor:pointer;padding:0 2px;border-radius:2px;max-width:16em;overflow:hidden;text-overflow:ellipsis}
 .attnscope-root .as-qlist [aria-selected=true]{background:var(--as-hi)}
 .attnscope-root .as-ncols{display:flex;align-items:flex-start;gap:10px;max-height:70vh;overflow:auto;position:relative}

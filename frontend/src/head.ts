@@ -435,14 +435,18 @@ export class HeadView {
       this.caption.textContent = cur ? `${tokenName(st, cur, label)}: press Enter to show its attention.` : IDLE;
       // Without a selected token: each query's strongest key (the first 100 queries).
       const rows: string[][] = [];
+      const v = st.values;
+      const sums = new Float64Array(st.nk);
       for (let q = 0; q < Math.min(st.nq, 100); q++) {
-        let best = 0;
-        let most = -1;
-        for (let k = 0; k < st.nk; k++) {
-          const w = mean(q, k);
-          if (w > most) [best, most] = [k, w];
+        sums.fill(0);
+        for (const h of heads) {
+          const f = st.factors(this.layer, h, this.state.hideSpecial)[q] / heads.length;
+          const base = st.row(this.layer, h, q);
+          if (f) for (let k = 0; k < st.nk; k++) if (!(this.state.hideSpecial && st.key.special[k])) sums[k] += v[base + k] * f;
         }
-        rows.push([`${label(q)} ${st.query.labels[q]}`, `${label(best)} ${st.key.labels[best]}`, most.toFixed(2)]);
+        let best = 0;
+        for (let k = 1; k < st.nk; k++) if (sums[k] > sums[best]) best = k;
+        rows.push([`${label(q)} ${st.query.labels[q]}`, `${label(best)} ${st.key.labels[best]}`, sums[best].toFixed(2)]);
       }
       fillTable(this.table, `Strongest key for each query token, ${shown} (mean weight)`, ["query", "strongest key", "weight"], rows);
       return;
