@@ -77,6 +77,7 @@ export class HeadView {
     this.table.id = uid("as-head-table");
     // The canvas takes the keyboard: arrows move among tokens, Enter/Space selects (as hovering does).
     this.canvas.tabIndex = 0;
+    this.canvas.dataset.focusKey = "lines"; // a model view's redraw gives focus back to the new detail's lines
     this.canvas.setAttribute("role", "application");
     this.canvas.setAttribute("aria-roledescription", "attention lines");
     this.canvas.setAttribute(
