@@ -38,7 +38,7 @@ def test_view_writes_one_page_and_prints_its_path(
     assert "views:   head, neuron" in printed
     payload = payload_of(out.read_text(encoding="utf-8"))
     assert payload["views"] == ["head", "neuron"]
-    opts = payload["options"]
+    opts = payload["resolved"]
     assert (opts["layer"], opts["heads"], opts["include_layers"], opts["theme"]) == (1, [2, 3], [1], "dark")
     assert payload["precision"] == "uint8"
     assert payload["neuron"][0]["stack"] == "encoder"
@@ -49,7 +49,7 @@ def test_view_options_theme_base_precision(tiny_folder: Path, tmp_path: Path) ->
     args = ["view", "A cat.", "--model", str(tiny_folder), "-o", str(out), "--views", "model,heatmap"]
     assert main([*args, "--theme", "light", "--index-base", "1", "--precision", "float32"]) == 0
     payload = payload_of(out.read_text(encoding="utf-8"))
-    assert (payload["options"]["theme"], payload["options"]["index_base"], payload["precision"]) == (
+    assert (payload["resolved"]["theme"], payload["resolved"]["index_base"], payload["precision"]) == (
         "light",
         1,
         "float32",

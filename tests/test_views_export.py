@@ -110,11 +110,11 @@ def test_svg_is_repeatable_and_matches_the_saved_file(pair_trace: Trace, tmp_pat
 def test_head_view_draws_one_line_per_visible_weight_in_the_head_colour(pair_trace: Trace) -> None:
     from matplotlib.colors import to_hex
 
-    from attnscope.views.export import MIN_WEIGHT, _head_colours
+    from attnscope.views.resolve import HEAD_PALETTE, MIN_WEIGHT
 
     svg = to_svg(_view("head", pair_trace, layer=0, heads=(1,)))
     root, texts = _svg_texts(svg)
-    colour = to_hex(_head_colours(3)[1])
+    colour = to_hex(HEAD_PALETTE[1])
     lines = [el for el in root.iter(f"{SVG_NS}path") if f"stroke: {colour}" in (el.get("style") or "")]
     expected = int((pair_trace.attention["encoder"][0, 1] >= MIN_WEIGHT).sum())
     assert len(lines) == expected
@@ -185,11 +185,10 @@ def test_encoder_decoder_cross_attention_head_view(tiny: Callable[[str], Any], t
 
 
 def test_hide_special_renormalises_without_the_delimiters(pair_trace: Trace) -> None:
-    from attnscope.views.export import _matrices
+    from attnscope.views.resolve import resolve, shown_attention
 
-    att, renormalised = _matrices(_view("head", pair_trace, hide_special=True), "encoder", 0)
+    att = shown_attention(pair_trace, resolve(pair_trace, ViewOptions(hide_special=True)), 0)
     special = pair_trace.tokens.special
-    assert renormalised
     assert np.all(att[:, :, special] == 0)
     assert np.all(att[:, special, :] == 0)
     np.testing.assert_allclose(att[:, ~special].sum(-1), 1.0, rtol=1e-5)
@@ -211,9 +210,9 @@ def test_neuron_view_needs_queries_and_keys(pair_trace: Trace) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"layer": 5}, r"layer 5 is out of range.*0\.\.1"),
-        ({"layer": 5, "index_base": 1}, r"layer 6 is out of range.*1\.\.2"),
-        ({"heads": (7,)}, r"head 7 is out of range"),
+        ({"layer": 5}, r"layer 5 does not exist.*0\.\.1"),
+        ({"layer": 5, "index_base": 1}, r"layer 5 does not exist.*0\.\.1 \(0-based\)"),  # options are 0-based
+        ({"heads": (7,)}, r"head 7 does not exist"),
         ({"stack": "cross"}, r"no 'cross' attention"),
     ],
 )

@@ -82,7 +82,7 @@ def test_float32_round_trip_is_exact(pair_trace: Trace) -> None:
 
 
 def test_neuron_numbers_are_the_traces(pair_trace: Trace) -> None:
-    payload = build_payload(pair_trace, ("neuron",), ViewOptions())
+    payload = build_payload(pair_trace, ("neuron", "heatmap"), ViewOptions())
     (neuron,) = payload["neuron"]
     qk = pair_trace.qk["encoder"]
     assert neuron["layers"] == list(range(qk.queries.shape[0]))
@@ -92,41 +92,35 @@ def test_neuron_numbers_are_the_traces(pair_trace: Trace) -> None:
     assert neuron["scale"] == [float(s) for s in qk.scale]
 
 
-def test_neuron_payload_narrows_to_one_layer_when_large(pair_trace: Trace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_neuron_payload_beside_other_views_narrows_to_one_layer_when_large(
+    pair_trace: Trace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import attnscope.views.payload as module
 
     monkeypatch.setattr(module, "NEURON_BUDGET", 8_000)
-    (neuron,) = build_payload(pair_trace, ("neuron",), ViewOptions(layer=1))["neuron"]
+    (neuron,) = build_payload(pair_trace, ("neuron", "head"), ViewOptions(layer=1))["neuron"]
     assert neuron["layers"] == [1]
     np.testing.assert_array_equal(decode_array(neuron["queries"]), pair_trace.qk["encoder"].queries[[1]])
 
 
-def _per_layer_bytes(trace: Trace) -> int:
-    """Raw bytes the neuron payload counts for one layer of the encoder (see payload._neuron_payloads)."""
-    _, n_heads, n_query, dim = (int(d) for d in trace.qk["encoder"].queries.shape)
-    return (2 * n_query * dim * 4) * n_heads + n_query * n_query * 4
-
-
-@pytest.mark.parametrize("narrow", ["layer", "head"])
-def test_neuron_only_page_carries_only_the_narrowed_attention(
-    pair_trace: Trace, monkeypatch: pytest.MonkeyPatch, narrow: str
-) -> None:
-    import attnscope.views.payload as module
-
-    budget = _per_layer_bytes(pair_trace) - (0 if narrow == "layer" else 1)
-    monkeypatch.setattr(module, "NEURON_BUDGET", budget)
+def test_neuron_only_page_carries_only_the_head_it_shows(pair_trace: Trace) -> None:
     payload = build_payload(pair_trace, ("neuron",), ViewOptions(layer=1, heads=(2,)))
     (neuron,) = payload["neuron"]
-    heads = list(range(pair_trace.model.num_heads)) if narrow == "layer" else [2]
-    assert (neuron["layers"], neuron["heads"]) == ([1], heads)
+    assert (neuron["layers"], neuron["heads"]) == ([1], [2])
+    qk = pair_trace.qk["encoder"]
+    np.testing.assert_array_equal(decode_array(neuron["queries"]), qk.queries[[1]][:, [2]])
+    np.testing.assert_array_equal(decode_array(neuron["keys"]), qk.keys[[1]][:, [2]])
     (stack,) = payload["stacks"]
-    assert (stack["name"], stack.get("layers"), stack.get("heads")) == ("encoder", [1], heads)
-    expected = pair_trace.attention["encoder"][[1]][:, heads]
+    assert (stack["name"], stack.get("layers"), stack.get("heads")) == ("encoder", [1], [2])
+    expected = pair_trace.attention["encoder"][[1]][:, [2]]
     np.testing.assert_allclose(decode_attention(stack["attention"]), expected, atol=0.5 / 255 + 1e-7)
     # The neuron's mask travels deflated: BERT's all-zero mask is a few dozen base64 characters.
     assert neuron["bias"] is None
     assert not decode_array(neuron["mask"]).any()
     assert len(neuron["mask"]["data"]) <= 64 < np.prod(neuron["mask"]["shape"]) * 4
+    # A page with a neuron tab beside others keeps every head's queries and keys (within the budget).
+    whole = build_payload(pair_trace, ("neuron", "head"), ViewOptions(layer=1, heads=(2,)))
+    assert len(payload_json(payload)) * 4 < len(payload_json(whole))
 
 
 def test_pages_with_other_views_keep_full_attention(pair_trace: Trace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,7 +289,8 @@ def test_bertviz_neuron_show_call(tiny: Any) -> None:
     same = show(handle.model, handle.tokenizer, PAIR[0], PAIR[1], 1, 2)
     assert same.to_html() == view.to_html()
     (neuron,) = view.payload()["neuron"]
-    np.testing.assert_array_equal(decode_array(neuron["queries"]), view.trace.qk["encoder"].queries)
+    assert (neuron["layers"], neuron["heads"]) == ([1], [2])  # a neuron view carries only the head it shows
+    np.testing.assert_array_equal(decode_array(neuron["queries"]), view.trace.qk["encoder"].queries[[1]][:, [2]])
     with pytest.raises(InputError, match="tokenizer"):
         show(handle.model, None, PAIR[0])
 
@@ -317,5 +312,5 @@ def test_changing_a_views_fields_rebuilds_it(pair_trace: Trace) -> None:
 
 
 def test_front_end_reads_the_same_contract_version() -> None:
-    source = (Path(__file__).parents[1] / "frontend" / "src" / "payload.ts").read_text(encoding="utf-8")
+    source = (Path(__file__).parents[1] / "frontend" / "src" / "contract.ts").read_text(encoding="utf-8")
     assert f"export const PAYLOAD_VERSION = {PAYLOAD_VERSION};" in source

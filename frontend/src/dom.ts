@@ -49,13 +49,6 @@ export function checkbox(parent: HTMLElement, label: string, cls: string, on: bo
   return box;
 }
 
-// d3's category10, as BertViz colours heads.
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-
-export function headColor(head: number): string {
-  return PALETTE[head % PALETTE.length];
-}
-
 /** Blue for positive, orange for negative, alpha = |v| / max (the book's neuron-view colours). */
 export function signedColor(v: number, max: number): string {
   const a = max > 0 ? Math.min(1, Math.abs(v) / max) : 0;

@@ -1,7 +1,9 @@
 // Head view: tokens on the left attend to tokens on the right; one colour per head, weight as opacity.
 // Drawn on one canvas that shows only the rows in view, so thousands of tokens stay fast.
 
-import { el, fill, fillTable, fitText, headColor, keepFocus, select, sizeCanvas, themeColors, uid } from "./dom";
+import { stripe } from "./colours";
+import { el, fill, fillTable, fitText, keepFocus, select, sizeCanvas, themeColors, uid } from "./dom";
+import { Filter, segmentAllowed } from "./filters";
 import { PageState, Stack } from "./state";
 
 
@@ -12,7 +14,6 @@ export interface HeadConfig {
   controls: boolean;
 }
 
-type Filter = "all" | "AA" | "AB" | "BA" | "BB";
 interface Hover {
   side: "q" | "k";
   index: number;
@@ -22,7 +23,6 @@ const ROW = 18;
 const GAP = 140;
 const MAX_VIEW = 560;
 const LEVELS = 32; // opacity steps: lines are batched into one path per head and step
-const MIN_WEIGHT = 0.01; // lines fainter than 1% opacity are not drawn
 
 export class HeadView {
   readonly node: HTMLElement;
@@ -58,7 +58,7 @@ export class HeadView {
     private readonly state: PageState,
     private readonly cfg: HeadConfig,
   ) {
-    const opts = state.payload.options;
+    const opts = state.resolved;
     this.stackName = cfg.stack ?? opts.stack;
     const st = this.st;
     this.layer = Math.min(cfg.layer ?? opts.layer, st.layers - 1);
@@ -139,8 +139,8 @@ export class HeadView {
     const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
     if (this.stackSel) fill(this.stackSel, this.state.stacks.map((s) => ({ value: s.name, text: cap(s.name) })), this.stackName);
     if (this.layerSel) {
-      const only = this.state.payload.options.include_layers;
-      const layers = only && st.name === this.state.payload.options.stack ? only : range(st.layers);
+      const only = this.state.resolved.include_layers;
+      const layers = st.name === this.state.resolved.stack ? only : range(st.layers);
       fill(this.layerSel, layers.map((l) => ({ value: String(l), text: this.state.label(l) })), String(this.layer));
     }
     if (this.filterSel) {
@@ -166,7 +166,7 @@ export class HeadView {
     for (let h = 0; h < st.heads; h++) {
       const block = el("button", "as-head", this.state.label(h), this.headBox);
       block.type = "button";
-      block.style.background = headColor(h);
+      block.style.background = this.state.colour(h);
       block.dataset.head = String(h);
       block.dataset.focusKey = `head-${h}`;
       block.title = `head ${this.state.label(h)}: click toggles, double-click shows only this head (again: all heads)`;
@@ -306,9 +306,7 @@ export class HeadView {
   }
 
   private allowed(side: "q" | "k", i: number): boolean {
-    if (this.filter === "all") return true;
-    const seg = side === "q" ? this.st.query.segment[i] : this.st.key.segment[i];
-    return seg === (side === "q" ? this.filter[0] : this.filter[1]).charCodeAt(0) - 65;
+    return segmentAllowed(this.filter, side, side === "q" ? this.st.query.segment[i] : this.st.key.segment[i]);
   }
 
   /** Redraw the visible rows: token labels, highlight boxes for a hovered token, and the lines. */
@@ -337,6 +335,7 @@ export class HeadView {
     const kFrom = hover?.side === "k" ? hover.index : 0;
     const kTo = hover?.side === "k" ? hover.index + 1 : st.nk;
     let lines = 0;
+    const MIN_WEIGHT = this.state.resolved.min_weight; // lines fainter than this are not drawn
     ctx.lineWidth = 2;
     for (const h of heads) {
       const f = st.factors(this.layer, h, hide);
@@ -364,11 +363,13 @@ export class HeadView {
           if (hover) boxes.push(hover.side === "q" ? [x2, y(k), w] : [0, yq, w]);
         }
       }
-      ctx.strokeStyle = headColor(h);
-      ctx.fillStyle = headColor(h);
+      ctx.strokeStyle = this.state.colour(h);
+      ctx.fillStyle = this.state.colour(h);
       for (const [bx, by, w] of boxes) {
+        // One stripe per shown head inside the token's box (BertViz), so heads never blend into one colour.
+        const [sx, sw] = stripe(bx + 2, (bx ? this.rightW : this.leftW) - 4, heads.indexOf(h), heads.length);
         ctx.globalAlpha = Math.min(1, w);
-        ctx.fillRect(bx + 2, by - ROW / 2 + 1, (bx ? this.rightW : this.leftW) - 4, ROW - 2);
+        ctx.fillRect(sx, by - ROW / 2 + 1, sw, ROW - 2);
       }
       for (let level = 0; level < LEVELS; level++) {
         const path = paths[level];

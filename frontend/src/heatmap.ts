@@ -23,7 +23,7 @@ export class HeatmapView {
   private geo = { left: 0, top: 0, cell: 1, pq: 1, pk: 1 };
 
   constructor(private readonly state: PageState) {
-    const opts = state.payload.options;
+    const opts = state.resolved;
     this.stackName = opts.stack;
     this.layer = opts.layer;
     this.head = opts.heads?.[0] ?? 0;

@@ -1,33 +1,23 @@
-// Entry point: render(element, view, data) draws one view (or a page of tabs) into its own root element.
-// On load, the bundle renders every attnscope root on the page that is not rendered yet; it defines no globals.
+// The bundle's entry. It defines one global, `attnscope`, whose documented entry is
+//   attnscope.render(element, payload): Promise<void>
+// which draws the payload's views (tabs when there are several) into `element`. On load the bundle
+// renders every pending view root of its contract version in the document (a root is a
+// div.attnscope-root[data-attnscope-state=pending] holding its payload in a JSON script block) and
+// wires data-attnscope-open links (see links.ts). Loading the same bundle again only renders the roots
+// still pending, so a document may hold it several times, or once for many roots (notebooks).
 
 import { STYLE, checkbox, el, fill, select, uid } from "./dom";
-import { HeadView } from "./head";
-import { HeatmapView } from "./heatmap";
-import { ModelView } from "./model";
-import { NeuronView } from "./neuron";
-import { Payload, checkPayload } from "./payload";
+import { installLinks } from "./links";
+import { PAYLOAD_VERSION, Payload, checkPayload } from "./payload";
+import { VIEWS, makeView } from "./registry";
 import { PageState } from "./state";
 
-type ViewName = "head" | "model" | "neuron" | "heatmap";
-const TITLES: Record<ViewName, string> = { head: "Head view", model: "Model view", neuron: "Neuron view", heatmap: "Heatmap" };
-
-function make(name: ViewName, state: PageState): HTMLElement {
-  if (name !== "neuron" && state.stacks.some((s) => s.narrowed)) {
-    throw new Error(`this page holds attention for the neuron view only; it cannot show the ${TITLES[name]}`);
-  }
-  if (name === "head") return new HeadView(state, { controls: true }).node;
-  if (name === "model") return new ModelView(state).node;
-  if (name === "neuron") return new NeuronView(state).node;
-  return new HeatmapView(state).node;
-}
-
-/** Draw `view` ("page" = every view in data.views as tabs) of `data` into `element`. */
-export async function render(element: HTMLElement, view: ViewName | "page", data: Payload): Promise<void> {
+/** Draw every view in `data.views` (as tabs when more than one) into `element`. */
+export async function render(element: HTMLElement, data: Payload): Promise<void> {
   const t0 = performance.now();
   const payload = checkPayload(data);
   const state = await PageState.decode(payload);
-  const names = (view === "page" ? payload.views : [view]) as ViewName[];
+  const names = payload.views;
   element.classList.add("attnscope-root");
   const style = el("style", undefined, STYLE);
   const bar = el("div", "as-bar as-page-bar");
@@ -66,10 +56,10 @@ export async function render(element: HTMLElement, view: ViewName | "page", data
     el("span", "as-note", "weights stored to \u00b10.002 (1/255 steps)", bar);
   }
   element.dataset.indexBase = String(state.base);
-  const built = new Map<ViewName, HTMLElement>();
+  const built = new Map<string, HTMLElement>();
   const prefix = uid(element.id || "attnscope");
-  const tabOf = (name: ViewName) => tabs.querySelector<HTMLElement>(`[data-tab="${name}"]`);
-  const show = (name: ViewName) => {
+  const tabOf = (name: string) => tabs.querySelector<HTMLElement>(`[data-tab="${name}"]`);
+  const show = (name: string) => {
     for (const [n, pane] of built) pane.style.display = n === name ? "" : "none";
     if (!built.has(name)) {
       const pane = el("div", "as-pane", undefined, panes);
@@ -80,7 +70,7 @@ export async function render(element: HTMLElement, view: ViewName | "page", data
         pane.setAttribute("aria-labelledby", `${prefix}-tab-${name}`);
         tabOf(name)?.setAttribute("aria-controls", pane.id);
       }
-      pane.appendChild(make(name, state));
+      pane.appendChild(makeView(name, state));
       built.set(name, pane);
     }
     for (const b of Array.from(tabs.children) as HTMLElement[]) {
@@ -93,7 +83,8 @@ export async function render(element: HTMLElement, view: ViewName | "page", data
   tabs.setAttribute("role", "tablist");
   tabs.setAttribute("aria-label", "Views");
   for (const name of names) {
-    const b = el("button", "as-tab", TITLES[name], tabs);
+    const title = (VIEWS as Record<string, { title: string } | undefined>)[name]?.title ?? name;
+    const b = el("button", "as-tab", title, tabs);
     b.type = "button";
     b.id = `${prefix}-tab-${name}`;
     b.setAttribute("role", "tab");
@@ -101,7 +92,7 @@ export async function render(element: HTMLElement, view: ViewName | "page", data
     b.addEventListener("click", () => show(name));
   }
   tabs.addEventListener("keydown", (e) => {
-    const at = names.indexOf(element.dataset.active as ViewName);
+    const at = names.indexOf(element.dataset.active ?? "");
     const moves: Record<string, number> = { ArrowRight: at + 1, ArrowLeft: at - 1 + names.length, Home: 0, End: names.length - 1 };
     if (!(e.key in moves)) return;
     e.preventDefault();
@@ -113,14 +104,16 @@ export async function render(element: HTMLElement, view: ViewName | "page", data
   element.dataset.renderMs = (performance.now() - t0).toFixed(1);
 }
 
-function renderPending(): void {
+/** Render every pending root of this contract version in the document (roots of another version wait for theirs). */
+export function renderPending(): void {
   const roots = document.querySelectorAll<HTMLElement>("div.attnscope-root[data-attnscope-state=pending]");
   for (const root of Array.from(roots)) {
+    const version = root.dataset.attnscopeVersion;
+    if (version !== undefined && version !== String(PAYLOAD_VERSION)) continue;
     root.dataset.attnscopeState = "rendering";
     const block = root.querySelector<HTMLScriptElement>("script[type='application/json']");
-    const view = (root.dataset.attnscopeView ?? "page") as ViewName | "page";
     Promise.resolve()
-      .then(() => render(root, view, JSON.parse(block?.textContent ?? "null") as Payload))
+      .then(() => render(root, JSON.parse(block?.textContent ?? "null") as Payload))
       .then(() => {
         root.dataset.readyAt = performance.now().toFixed(1); // ms since the page started loading
         root.dataset.attnscopeState = "ready";
@@ -133,4 +126,30 @@ function renderPending(): void {
   }
 }
 
-renderPending();
+/** What the global `attnscope` holds. */
+export interface Api {
+  version: number;
+  key: string;
+  render: typeof render;
+  renderPending: typeof renderPending;
+}
+
+declare global {
+  interface Window {
+    attnscope?: Api;
+  }
+}
+
+function install(): void {
+  const key = (document.currentScript as HTMLScriptElement | null)?.dataset.attnscopeBundle ?? "";
+  const existing = window.attnscope;
+  if (existing && existing.version === PAYLOAD_VERSION && existing.key === key) {
+    existing.renderPending(); // the same bundle again: nothing to define
+    return;
+  }
+  window.attnscope = { version: PAYLOAD_VERSION, key, render, renderPending };
+  if (!existing) installLinks(document, (element, payload) => window.attnscope!.render(element, payload));
+  renderPending();
+}
+
+install();

@@ -1,6 +1,6 @@
 // Model view: every layer x head as a small line drawing; click one to open it large with hover.
 
-import { el, fill, headColor, keepFocus, select, sizeCanvas, themeColors, uid } from "./dom";
+import { el, fill, keepFocus, select, sizeCanvas, themeColors, uid } from "./dom";
 import { HIDDEN_NOTE, HeadView, range } from "./head";
 import { PageState, Stack } from "./state";
 
@@ -25,7 +25,7 @@ export class ModelView {
   private closeDetail: (() => void) | null = null;
 
   constructor(private readonly state: PageState) {
-    const opts = state.payload.options;
+    const opts = state.resolved;
     this.stackName = opts.stack;
     this.layers = new Set(opts.include_layers ?? range(this.st.layers));
     this.heads = new Set(opts.include_heads ?? range(this.st.heads));
@@ -121,7 +121,7 @@ export class ModelView {
         c.dataset.layer = String(l);
         c.dataset.head = String(h);
         c.setAttribute("aria-hidden", "true");
-        thumbnail(c, st, l, h, this.state.hideSpecial, fg);
+        thumbnail(c, st, l, h, this.state.hideSpecial, fg, this.state.colour(h));
         b.addEventListener("click", () => {
           const same = this.open?.[0] === l && this.open?.[1] === h;
           this.showDetail(same ? null : [l, h], true);
@@ -189,7 +189,7 @@ export class ModelView {
 }
 
 /** Draw one head as lines between two columns of (binned) tokens, opacity = weight. */
-function thumbnail(c: HTMLCanvasElement, st: Stack, layer: number, head: number, hide: boolean, fg: string): void {
+function thumbnail(c: HTMLCanvasElement, st: Stack, layer: number, head: number, hide: boolean, fg: string, colour: string): void {
   const ctx = sizeCanvas(c, THUMB, THUMB);
   const bq = Math.min(st.nq, BINS);
   const bk = Math.min(st.nk, BINS);
@@ -221,7 +221,7 @@ function thumbnail(c: HTMLCanvasElement, st: Stack, layer: number, head: number,
   const pad = 4;
   const yq = (i: number) => pad + ((i + 0.5) * (THUMB - 2 * pad)) / bq;
   const yk = (i: number) => pad + ((i + 0.5) * (THUMB - 2 * pad)) / bk;
-  ctx.strokeStyle = headColor(head);
+  ctx.strokeStyle = colour;
   ctx.lineWidth = 1;
   // One path per opacity step: a few strokes per thumbnail instead of one per line.
   const paths: (Path2D | null)[] = new Array(LEVELS).fill(null);

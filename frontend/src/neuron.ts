@@ -23,7 +23,7 @@ export class NeuronView {
   private readonly headSel: HTMLSelectElement;
 
   constructor(private readonly state: PageState) {
-    const opts = state.payload.options;
+    const opts = state.resolved;
     this.block = state.neurons[0];
     const info = this.block.info;
     this.li = Math.max(0, info.layers.indexOf(opts.layer));
@@ -130,7 +130,7 @@ export class NeuronView {
     for (let k = 0; k < nk; k++) soft[k] /= sum;
     let rows = Array.from({ length: nk }, (_, k) => k);
     if (nk > MAX_ROWS) rows = rows.sort((a, c) => soft[c] - soft[a]).slice(0, MAX_ROWS).sort((a, c) => a - c);
-    const masked = (k: number) => maskRow[k] <= -1e29;
+    const masked = (k: number) => this.state.masked(maskRow[k]);
     const hasMask = Array.from(maskRow).some((m) => m !== 0);
     const model = this.state.payload.model;
     this.note.textContent =

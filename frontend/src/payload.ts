@@ -1,62 +1,9 @@
-// The data contract (version 2) as Python's attnscope.views.payload writes it, and its decoding.
+// Decoding of the data contract. Its types are generated from Python into contract.ts (never edit that file).
 
-export const PAYLOAD_VERSION = 2;
+import { Blob64, PAYLOAD_VERSION, Payload } from "./contract";
 
-export interface Blob64 {
-  dtype: "uint8" | "float32";
-  shape: number[];
-  data: string; // base64 of zlib-deflated little-endian bytes
-}
-
-export interface Side {
-  labels: string[];
-  special: number[];
-  segment: number[];
-}
-
-export interface StackPayload {
-  name: string;
-  query: string;
-  key: string;
-  attention: Blob64;
-  // Present on a neuron-only page: the trace's layers and heads the attention holds (absent: all of them).
-  layers?: number[];
-  heads?: number[];
-}
-
-export interface NeuronPayload {
-  stack: string;
-  layers: number[];
-  heads: number[];
-  queries: Blob64;
-  keys: Blob64;
-  scale: number[];
-  mask: Blob64;
-  bias: Blob64 | null;
-}
-
-export interface Options {
-  layer: number;
-  heads: number[] | null;
-  include_layers: number[] | null;
-  include_heads: number[] | null;
-  stack: string;
-  query_index: number;
-  theme: "dark" | "light";
-  index_base: number;
-  hide_special: boolean;
-}
-
-export interface Payload {
-  version: number;
-  views: string[];
-  model: { name: string; num_layers: number; num_heads: number; [key: string]: unknown };
-  options: Options;
-  precision: string;
-  sides: { [name: string]: Side };
-  stacks: StackPayload[];
-  neuron: NeuronPayload[];
-}
+export type { Blob64, ModelInfo, NeuronPayload, Payload, Resolved, Side, StackPayload } from "./contract";
+export { PAYLOAD_VERSION } from "./contract";
 
 /** A decoded numeric array with its shape. */
 export interface Arr {

@@ -1,6 +1,7 @@
 // Decoded attention stacks and the page-wide state (labels, theme, delimiter hiding) shared by every view.
 
-import { Arr, NeuronPayload, Payload, Side, decodeBlob } from "./payload";
+import { headColour } from "./colours";
+import { Arr, NeuronPayload, Payload, Resolved, Side, decodeBlob } from "./payload";
 
 /** One attention stack [layers, heads, query, key] with optional hiding of special tokens. */
 export class Stack {
@@ -102,9 +103,24 @@ export class PageState {
     readonly stacks: Stack[],
     readonly neurons: Neuron[],
   ) {
-    this.base = payload.options.index_base;
-    this.theme = payload.options.theme;
-    this.hideSpecial = payload.options.hide_special;
+    this.base = payload.resolved.index_base;
+    this.theme = payload.resolved.theme;
+    this.hideSpecial = payload.resolved.hide_special;
+  }
+
+  /** The spec Python resolved once for both renderers (stack, heads, colours, thresholds). */
+  get resolved(): Resolved {
+    return this.payload.resolved;
+  }
+
+  /** The colour of a head (the same as in the PNG/SVG export). */
+  colour(head: number): string {
+    return headColour(this.payload.resolved, head);
+  }
+
+  /** Whether an additive mask value masks its key (the resolved threshold, as in the export). */
+  masked(mask: number): boolean {
+    return mask <= this.payload.resolved.mask_threshold;
   }
 
   static async decode(payload: Payload): Promise<PageState> {

@@ -1,11 +1,12 @@
 """The probing HTML page: heatmaps whose cells open that head's head view on an example sentence.
 
-Each heatmap is an inline PNG with an image map (one ``<area>`` per layer x head). Clicking a cell puts
-a head view of the relation's example sentence, with that layer and head selected, into the panel on
-the right: the page keeps each example's view payload (attnscope.views' versioned contract) and the view
-bundle once, and on a click builds a fresh view root from them and runs the bundle, which renders every
-pending root. Nothing is fetched; text from the data reaches the page only as escaped text or as JSON
-inside ``<script type="application/json">`` (with ``<``, ``>`` and ``&`` escaped).
+Each heatmap is an inline PNG with an image map (one ``<area>`` per layer x head). Each area is a view
+link the bundle understands (``data-attnscope-open`` names the example's payload block,
+``data-attnscope-target`` the panel, ``data-layer``/``data-head`` the head to select, ``data-caption``
+the text above it): a click renders the example's head view there through the bundle's
+``attnscope.render``. The page has no script of its own; nothing is fetched; text from the data
+reaches the page only as escaped text or as JSON inside ``<script type="application/json">`` (with
+``<``, ``>`` and ``&`` escaped).
 """
 
 from __future__ import annotations
@@ -20,44 +21,6 @@ if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
 
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:"
-
-_SCRIPT = """
-(function () {
-  var bundle = document.getElementById("as-bundle").textContent;
-  var panel = document.getElementById("as-viewer");
-  document.addEventListener("click", function (ev) {
-    var area = ev.target.closest ? ev.target.closest("area[data-layer]") : null;
-    if (!area) return;
-    ev.preventDefault();
-    var section = area.closest("section");
-    var block = document.getElementById("ex-" + section.dataset.example);
-    if (!block) return;
-    var data = JSON.parse(block.textContent);
-    var layer = Number(area.dataset.layer), head = Number(area.dataset.head);
-    data.options.layer = layer;
-    data.options.heads = [head];
-    var caption = document.createElement("p");
-    caption.className = "as-probe-caption";
-    caption.textContent = section.dataset.title + ": head " + layer + "-" + head + " (" + area.dataset.acc +
-      ") on \u201c" + section.dataset.sentence + "\u201d";
-    var root = document.createElement("div");
-    root.className = "attnscope-root";
-    root.dataset.attnscopeState = "pending";
-    root.dataset.attnscopeView = "head";
-    root.dataset.layer = String(layer);
-    root.dataset.head = String(head);
-    var json = document.createElement("script");
-    json.type = "application/json";
-    json.textContent = JSON.stringify(data);
-    root.appendChild(json);
-    panel.replaceChildren(caption, root);
-    var run = document.createElement("script");
-    run.textContent = bundle;
-    document.body.appendChild(run);
-    run.remove();
-  });
-})();
-"""
 
 _STYLE = (
     "body{font:14px system-ui,sans-serif;margin:0;color:#222}"
@@ -74,18 +37,16 @@ def example_payload(handle: ModelHandle, text: str) -> str:
     """A head view payload (JSON, script-safe) of the model on ``text``: what a click shows."""
     from attnscope.tracing import trace
     from attnscope.views.objects import View
-    from attnscope.views.payload import payload_json
 
-    view = View("head", trace(handle, text, truncation=True))
-    return payload_json(view.payload())
+    return View("head", trace(handle, text, truncation=True)).payload_json()
 
 
 def view_bundle() -> str | None:
-    """The built view bundle (script-safe), or None when it is not built or views are not installed."""
+    """The built view bundle as a <script> element, or None when it is not built or views are not installed."""
     try:
-        from attnscope.views.objects import bundle
+        from attnscope.views.embed import bundle_script
 
-        return bundle()
+        return bundle_script()
     except (ImportError, AttnscopeError):
         return None
 
@@ -122,27 +83,24 @@ def linked_page(
         sid = f"s{i}"
         key = str(sec.get("example", ""))
         sentence = examples.get(key, ("", ""))[0]
-        parts.append(
-            f'<section id="{escape(sec.get("id", sid))}" data-example="{escape(key)}" '
-            f'data-title="{escape(sec["title"])}" data-sentence="{escape(sentence)}">'
-        )
+        parts.append(f'<section id="{escape(sec.get("id", sid))}">')
         parts.append(f"<h2>{escape(sec['title'])}</h2>")
         parts.append(f'<img alt="{escape(sec["title"])}" usemap="#map-{sid}" src="{png_data_uri(sec["png"])}">')
-        parts.append(_image_map(f"map-{sid}", sec["box"], sec["grid"]))
+        link = {"example": f"ex-{key}", "title": str(sec["title"]), "sentence": sentence}
+        parts.append(_image_map(f"map-{sid}", sec["box"], sec["grid"], link))
         if sec.get("caption"):
             parts.append(f'<p class="cap">{escape(sec["caption"])}</p>')
         parts.append("</section>")
     parts.append('</div><div id="as-viewer"><p>No head selected yet.</p></div></main>')
     for key, (_, payload) in examples.items():
         parts.append(f'<script type="application/json" id="ex-{escape(key)}">{payload}</script>')
-    parts.append(f'<script type="text/plain" id="as-bundle">{bundle}</script>')
-    parts.append(f"<script>{_SCRIPT}</script>")
+    parts.append(bundle)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _image_map(name: str, box: Sequence[float], grid: Any) -> str:
-    """One rectangular area per layer x head over the heatmap's cell grid."""
+def _image_map(name: str, box: Sequence[float], grid: Any, link: Mapping[str, str]) -> str:
+    """One rectangular area per layer x head over the heatmap's cell grid, each a view link (see above)."""
     left, top, right, bottom = box
     layers, heads = len(grid), len(grid[0])
     w, h = (right - left) / heads, (bottom - top) / layers
@@ -151,9 +109,12 @@ def _image_map(name: str, box: Sequence[float], grid: Any) -> str:
         for head in range(heads):
             x0, y0 = left + head * w, top + layer * h
             acc = f"{100 * float(grid[layer][head]):.1f}%"
+            caption = f"{link['title']}: head {layer}-{head} ({acc}) on \u201c{link['sentence']}\u201d"
             areas.append(
                 f'<area shape="rect" coords="{x0:.0f},{y0:.0f},{x0 + w:.0f},{y0 + h:.0f}" href="#as-viewer" '
                 f'alt="layer {layer} head {head}: {acc}" title="head {layer}-{head}: {acc}" '
-                f'data-layer="{layer}" data-head="{head}" data-acc="{acc}">'
+                f'data-layer="{layer}" data-head="{head}" data-acc="{acc}" '
+                f'data-attnscope-open="{escape(link["example"])}" data-attnscope-target="as-viewer" '
+                f'data-caption="{escape(caption)}">'
             )
     return f'<map name="{name}">' + "".join(areas) + "</map>"

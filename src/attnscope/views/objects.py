@@ -10,36 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attnscope.errors import AttnscopeError, InputError
+from attnscope.errors import InputError
 from attnscope.traces import Trace
-from attnscope.views.options import VIEW_KINDS, Theme, ViewOptions
-from attnscope.views.payload import Payload, Precision, build_payload, payload_json
+from attnscope.views.embed import LOADER, bundle, bundle_key, bundle_script, notebook_needs_bundle
+from attnscope.views.options import Theme, ViewOptions
+from attnscope.views.payload import PAYLOAD_VERSION, Payload, Precision, build_payload, payload_json
+from attnscope.views.registry import VIEWS, available_views, view_spec
+
+__all__ = ["CSP", "View", "bundle", "to_trace"]
 
 # The page may run inline scripts and styles and read data: images; it may load nothing from anywhere.
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:"
-_TITLES = {"head": "head view", "model": "model view", "neuron": "neuron view", "heatmap": "heatmap", "page": "views"}
-
-
-@lru_cache(maxsize=1)
-def bundle() -> str:
-    """The built front-end bundle (one IIFE script), safe to inline in a <script> element."""
-    path = resources.files("attnscope.views").joinpath("static/attnscope.js")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError):
-        raise AttnscopeError(
-            "the view bundle src/attnscope/views/static/attnscope.js is not built: run ./dev demo "
-            "(or: cd frontend && npm ci && npm run build)"
-        ) from None
-    # '</script' would end the inline element early; in JavaScript '<\/script' means the same.
-    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
 
 
 @dataclass(eq=False)
@@ -57,10 +42,10 @@ class View:
     precision: Precision = "uint8"
 
     def __post_init__(self) -> None:
-        if self.kind != "page" and self.kind not in VIEW_KINDS:
-            raise InputError(f"unknown view kind {self.kind!r}; choose from {', '.join(VIEW_KINDS)}")
+        if self.kind != "page":
+            view_spec(self.kind)
         if not self.views:
-            self.views = (self.kind,) if self.kind != "page" else _default_views(self.trace)
+            self.views = (self.kind,) if self.kind != "page" else available_views(self.trace)
         self._payload: Payload | None = None
         self._json: str | None = None
         self._key: tuple[object, ...] = ()
@@ -86,21 +71,41 @@ class View:
         digest = hashlib.sha256(f"{self.kind}\n{self.payload_json()}".encode()).hexdigest()
         return f"attnscope-{digest[:16]}"
 
-    def fragment(self) -> str:
-        """An HTML snippet (root element, data block, bundle) to embed in a notebook or another page."""
-        data = self.payload_json()
+    def _root(self, note: str) -> str:
+        """The view's root element: its data block, and a note shown until (unless) the bundle renders it."""
         return (
             f'<div class="attnscope-root as-{self.options.theme}" id="{self.element_id}" '
-            f'data-attnscope-state="pending" data-attnscope-view="{self.kind}">'
-            f'<script type="application/json">{data}</script>'
-            "<div>attnscope view: it needs JavaScript (in Jupyter, trust the notebook; or save it as HTML "
-            "and open the file).</div></div>\n"
-            f"<script>{bundle()}</script>"
+            f'data-attnscope-state="pending" data-attnscope-view="{self.kind}" '
+            f'data-attnscope-version="{PAYLOAD_VERSION}" data-attnscope-bundle="{bundle_key()}">'
+            f'<script type="application/json">{self.payload_json()}</script>'
+            f"<div>{html.escape(note)}</div></div>\n"
         )
+
+    def fragment(self) -> str:
+        """A self-contained HTML snippet (root element, data block, bundle) to embed in any page.
+
+        The same bundle embedded many times in one document loads once (see :mod:`attnscope.views.embed`).
+        """
+        note = (
+            "attnscope view: it needs JavaScript (in Jupyter, trust the notebook; or save it as HTML and open "
+            "the file)."
+        )
+        return self._root(note) + bundle_script()
+
+    def notebook_fragment(self) -> str:
+        """The snippet a notebook shows: the bundle only in the document's first view output, then a loader."""
+        if notebook_needs_bundle():
+            return self.fragment()
+        note = (
+            "attnscope view: it needs JavaScript and the attnscope script that the first view output of this "
+            "notebook carries (trust the notebook; if that output was cleared, run its cell again)."
+        )
+        return self._root(note) + LOADER
 
     def to_html(self) -> str:
         """A complete, self-contained HTML page: no network requests, works offline."""
-        title = html.escape(f"attnscope {_TITLES[self.kind]}: {self.trace.model.name}")
+        what = VIEWS[self.kind].title.lower() if self.kind in VIEWS else "views"
+        title = html.escape(f"attnscope {what}: {self.trace.model.name}")
         bg = "#ffffff" if self.options.theme == "light" else "#1e1e1e"
         return (
             "<!DOCTYPE html>\n"
@@ -131,22 +136,15 @@ class View:
         raise InputError(f"cannot save a view as {path.name!r}: use a .html, .png or .svg file name")
 
     def _repr_html_(self) -> str:
-        return self.fragment()
+        return self.notebook_fragment()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/html": self.fragment(), "text/plain": repr(self)}
+        return {"text/html": self.notebook_fragment(), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
         shown = ", ".join(self.views)
-        return f"<attnscope {_TITLES[self.kind]} ({shown}) of {self.trace!r}>"
-
-
-def _default_views(trace: Trace) -> tuple[str, ...]:
-    views = ["head", "model"]
-    if trace.main_stack in trace.qk:
-        views.append("neuron")
-    views.append("heatmap")
-    return tuple(views)
+        what = VIEWS[self.kind].title.lower() if self.kind in VIEWS else "views"
+        return f"<attnscope {what} ({shown}) of {self.trace!r}>"
 
 
 def _as_int(value: Any, what: str) -> int | None:

@@ -1,4 +1,4 @@
-"""What a view shows: the options every view (interactive page or static export) reads."""
+"""What a view shows: the options a user gives (checked against a trace by :mod:`attnscope.views.resolve`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from attnscope.errors import InputError
+from attnscope.views.registry import VIEW_KINDS
 
-ViewKind = Literal["head", "model", "neuron", "heatmap"]
-VIEW_KINDS: tuple[ViewKind, ...] = ("head", "model", "neuron", "heatmap")
+__all__ = ["VIEW_KINDS", "Theme", "ViewOptions"]
 Theme = Literal["dark", "light"]
 
 

@@ -1,4 +1,4 @@
-"""The one data contract between Python and the views' JavaScript (version 2), and its HTML embedding.
+"""The one data contract between Python and the views' JavaScript (version 3), and its HTML embedding.
 
 A payload is JSON. Attention travels as binary: each stack's [layers, heads, query, key] array is
 quantised to uint8 (value = byte / 255, error <= 0.5/255; the default) or kept as float32
@@ -6,9 +6,14 @@ quantised to uint8 (value = byte / 255, error <= 0.5/255; the default) or kept a
 neuron view's numbers (queries, keys, scale, mask, bias) are always float32. The JSON goes into a
 ``<script type="application/json">`` block with ``<``, ``>`` and ``&`` escaped, so no token can end it.
 
-A page whose only view is the neuron view carries only the neuron's stack, its attention narrowed to the
-layers and heads whose queries and keys it carries; such a stack entry lists them in ``layers`` and
-``heads`` (trace indices; absent means all). Version 2 added those two fields.
+A page whose only view is the neuron view carries only what it shows: the queries and keys of its one
+layer and head, and that head's attention; such a stack entry lists them in ``layers`` and ``heads``
+(trace indices; absent means all). The TypeScript types of this contract are generated from the
+TypedDicts below (``python -m attnscope.views.contract``; a test fails when they drift).
+
+Versions: 2 added ``layers``/``heads`` on stacks. 3 replaced ``options`` by ``resolved`` (the
+:class:`~attnscope.views.resolve.Resolved` spec: every default filled, explicit lists of heads and
+layers, head colours, masking threshold, line threshold), and a neuron-only page carries one head.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import numpy as np
 from attnscope.errors import InputError
 from attnscope.tokens import Tokens
 from attnscope.traces import Trace
-from attnscope.views.options import VIEW_KINDS, ViewOptions
+from attnscope.views.options import ViewOptions
+from attnscope.views.registry import VIEWS, check_views
+from attnscope.views.resolve import Resolved, resolve
 
-PAYLOAD_VERSION = 2
+PAYLOAD_VERSION = 3
 Precision = Literal["uint8", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("uint8", "float32")
 # Raw bytes of queries/keys/mask/bias that a page carries for the neuron view before it narrows to
@@ -83,14 +90,44 @@ class NeuronPayload(TypedDict):
     bias: Blob | None
 
 
+class ResolvedPayload(TypedDict):
+    """The resolved spec both renderers read (see :class:`attnscope.views.resolve.Resolved`)."""
+
+    stack: str
+    layer: int
+    heads: list[int]
+    include_layers: list[int]
+    include_heads: list[int]
+    query_index: int
+    theme: Literal["dark", "light"]
+    index_base: int
+    hide_special: bool
+    head_colours: list[str]
+    mask_threshold: float
+    min_weight: float
+
+
+class ModelPayload(TypedDict):
+    """What the trace records about the model (attnscope.traces.ModelInfo)."""
+
+    name: str
+    model_type: str
+    architecture: str
+    num_layers: int
+    num_heads: int
+    head_dim: int
+    is_encoder_decoder: bool
+    is_causal: bool
+
+
 class Payload(TypedDict):
     """Everything a page shows (see the module docstring)."""
 
     version: int
     views: list[str]
-    model: dict[str, Any]
-    options: dict[str, Any]
-    precision: str
+    model: ModelPayload
+    resolved: ResolvedPayload
+    precision: Precision
     sides: dict[str, SidePayload]
     stacks: list[StackPayload]
     neuron: list[NeuronPayload]
@@ -107,14 +144,17 @@ def build_payload(
         raise InputError(f"expected an attnscope Trace, got {type(trace).__name__}")
     if precision not in PRECISIONS:
         raise InputError(f"precision must be 'uint8' (default, error <= 1/255) or 'float32', got {precision!r}")
-    unknown = [v for v in views if v not in VIEW_KINDS]
-    if unknown or not views:
-        raise InputError(f"unknown view(s) {unknown or views}; choose from {', '.join(VIEW_KINDS)}")
-    resolved = resolve_options(trace, options)
+    views = check_views(views)
+    resolved = resolve(trace, options)
     sides = {"source": side_payload(trace.tokens)}
     if trace.target_tokens is not None:
         sides["target"] = side_payload(trace.target_tokens)
-    neuron = _neuron_payloads(trace, resolved) if "neuron" in views else []
+    sections: dict[str, Any] = {}
+    for name in views:
+        builder = VIEWS[name].build_function()
+        if builder is not None:
+            sections[name] = builder(trace, resolved, views)
+    neuron: list[NeuronPayload] = sections.get("neuron", [])
     stacks: list[StackPayload] = []
     for name in trace.stacks:
         q_side, k_side = _SIDES[name] if trace.target_tokens is not None else ("source", "source")
@@ -130,40 +170,17 @@ def build_payload(
             continue
         blob = encode_attention(trace.attention[name], precision)
         stacks.append({"name": name, "query": q_side, "key": k_side, "attention": blob})
+    model = dataclasses.asdict(trace.model)  # a test checks ModelPayload lists ModelInfo's fields
     return {
         "version": PAYLOAD_VERSION,
         "views": list(views),
-        "model": dataclasses.asdict(trace.model),
-        "options": dataclasses.asdict(resolved),
+        "model": model,  # type: ignore[typeddict-item]
+        "resolved": resolved.as_payload(),  # type: ignore[typeddict-item]
         "precision": precision,
         "sides": sides,
         "stacks": stacks,
         "neuron": neuron,
     }
-
-
-def resolve_options(trace: Trace, options: ViewOptions) -> ViewOptions:
-    """Fill the defaults a trace implies and check every index against it (clear errors, 0-based)."""
-    stack = options.stack or trace.main_stack
-    if stack not in trace.attention:
-        raise InputError(f"this trace has no {stack!r} attention; it has {', '.join(trace.stacks)}")
-    n_layers, n_heads, n_query, _ = trace.attention[stack].shape
-    layer = 0 if options.layer is None else options.layer
-    _check_index(layer, n_layers, "layer")
-    for name, limit, what in (("heads", n_heads, "head"), ("include_heads", n_heads, "head")):
-        for value in getattr(options, name) or ():
-            _check_index(value, limit, what)
-    for value in options.include_layers or ():
-        _check_index(value, n_layers, "layer")
-    if options.heads == () or options.include_heads == () or options.include_layers == ():
-        raise InputError("an empty list of heads or layers shows nothing; leave it out to show all")
-    _check_index(options.query_index, n_query, "query token")
-    return dataclasses.replace(options, stack=stack, layer=layer)
-
-
-def _check_index(value: int, limit: int, what: str) -> None:
-    if not 0 <= value < limit:
-        raise InputError(f"{what} {value} does not exist: this trace has {what}s 0..{limit - 1} (0-based)")
 
 
 def side_payload(tokens: Tokens) -> SidePayload:
@@ -231,27 +248,29 @@ def decode_attention(blob: Blob) -> np.ndarray:
     return out / np.float32(255.0) if blob["dtype"] == "uint8" else out
 
 
-def _neuron_payloads(trace: Trace, options: ViewOptions) -> list[NeuronPayload]:
-    """Queries and keys for the neuron view: all layers if they fit the budget, else one layer, else one head."""
-    stack = options.stack or trace.main_stack
+def neuron_section(trace: Trace, resolved: Resolved, views: tuple[str, ...]) -> list[NeuronPayload]:
+    """Queries and keys for the neuron view: only its one head when it is the page's only view (it shows
+    nothing else); beside other views all layers if they fit the budget, else one layer, else one head."""
+    stack = resolved.stack
     if stack not in trace.qk:
+        from attnscope.views.registry import NEEDS
+
         have = f" (it has them for {', '.join(trace.qk)})" if trace.qk else ""
-        raise InputError(
-            f"the neuron view needs the {stack} stack's queries and keys{have}: trace with qk=True "
-            "(CLI: attnscope view ... --views neuron captures them), or call neuron_view(model, tokenizer, ...)"
-        )
+        raise InputError(f"the neuron view needs the {stack} stack's queries and keys{have}: {NEEDS['qk'].how}")
     qk = trace.qk[stack]
     n_layers, n_heads, n_query, dim = qk.queries.shape
     n_key = qk.keys.shape[2]
-    layer = options.layer or 0
+    layer = resolved.layer
     per_head = (n_query + n_key) * dim * 4 + (n_query * n_key * 4 if qk.bias is not None else 0)
     per_layer = per_head * n_heads + n_query * n_key * 4
-    if per_layer * n_layers <= NEURON_BUDGET:
+    if tuple(views) == ("neuron",):
+        layers, heads = [layer], [resolved.head]
+    elif per_layer * n_layers <= NEURON_BUDGET:
         layers, heads = list(range(n_layers)), list(range(n_heads))
     elif per_layer <= NEURON_BUDGET:
         layers, heads = [layer], list(range(n_heads))
     else:
-        layers, heads = [layer], [options.heads[0] if options.heads else 0]
+        layers, heads = [layer], [resolved.head]
     li, hi = np.array(layers), np.array(heads)
     bias = qk.bias[li][:, hi] if qk.bias is not None else None
     return [

@@ -1,0 +1,125 @@
+"""The one table of views: name, title, what each needs from a trace, its payload builder and static drawer.
+
+Every list of view kinds derives from :data:`VIEWS` (``VIEW_KINDS``, the CLI's ``--views``, a page's
+default tabs, static export, the generated TypeScript ``ViewName``). Adding a view is one module here
+(``attnscope/views/draw/NAME.py``), one TypeScript module (``frontend/src/NAME.ts``), one line in
+:data:`VIEWS` and one in ``frontend/src/registry.ts`` (see ARCHITECTURE.md).
+
+Builders and drawers are named as ``"module:function"`` and imported only when used, so this table
+imports nothing heavy (matplotlib is needed only to draw).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from attnscope.traces import Trace
+
+
+@dataclass(frozen=True)
+class Need:
+    """A kind of data a view needs from a trace, and how to tell a user who lacks it what to do."""
+
+    name: str
+    how: str  # what to do when a trace lacks it
+
+    def missing(self, trace: Trace, stack: str) -> bool:
+        """True when ``trace`` lacks this data for ``stack``."""
+        if self.name == "attention":
+            return stack not in trace.attention
+        if self.name == "qk":
+            return stack not in trace.qk
+        raise ValueError(f"no check for need {self.name!r}")  # a new need adds its check here
+
+
+# The data a view can need. A new measure every view can show (e.g. contributions) is one entry here,
+# its check in Need.missing, and a payload section (see ARCHITECTURE.md).
+NEEDS: dict[str, Need] = {
+    "attention": Need("attention", "trace the model (every trace has attention)"),
+    "qk": Need(
+        "qk",
+        "trace with qk=True (CLI: attnscope view ... --views neuron captures them), "
+        "or call neuron_view(model, tokenizer, ...)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One view kind.
+
+    ``needs``: keys of :data:`NEEDS`; ``builder``: ``"module:function"`` returning the extra payload section
+    ``payload[name]`` this view alone reads (None: it reads only the shared attention stacks);
+    ``drawer``: ``"module:function"`` drawing its static picture, ``draw(trace, resolved, style) -> Figure``.
+    """
+
+    name: str
+    title: str
+    needs: tuple[str, ...]
+    drawer: str
+    builder: str | None = None
+
+    def draw_function(self) -> Callable[..., Any]:
+        """The static drawer, imported now."""
+        return _load(self.drawer)
+
+    def build_function(self) -> Callable[..., Any] | None:
+        """The payload builder, imported now (None when the view needs no section of its own)."""
+        return _load(self.builder) if self.builder else None
+
+
+VIEWS: dict[str, ViewSpec] = {
+    spec.name: spec
+    for spec in (
+        ViewSpec("head", "Head view", ("attention",), "attnscope.views.draw.head:draw"),
+        ViewSpec("model", "Model view", ("attention",), "attnscope.views.draw.model:draw"),
+        ViewSpec(
+            "neuron",
+            "Neuron view",
+            ("attention", "qk"),
+            "attnscope.views.draw.neuron:draw",
+            builder="attnscope.views.payload:neuron_section",
+        ),
+        ViewSpec("heatmap", "Heatmap", ("attention",), "attnscope.views.draw.heatmap:draw"),
+    )
+}
+VIEW_KINDS: tuple[str, ...] = tuple(VIEWS)
+
+
+def view_spec(name: str) -> ViewSpec:
+    """The registered view called ``name`` (an InputError naming the choices otherwise)."""
+    from attnscope.errors import InputError
+
+    if name not in VIEWS:
+        raise InputError(f"unknown view {name!r}; choose from {', '.join(VIEW_KINDS)}")
+    return VIEWS[name]
+
+
+def check_views(views: Any) -> tuple[str, ...]:
+    """A non-empty tuple of registered view names, or one clear InputError."""
+    from attnscope.errors import InputError
+
+    names = (views,) if isinstance(views, str) else tuple(views)
+    bad = [v for v in names if v not in VIEWS]
+    if bad or not names:
+        raise InputError(f"unknown view(s) {bad or list(names)}; choose from {', '.join(VIEW_KINDS)}")
+    return names
+
+
+def available_views(trace: Trace) -> tuple[str, ...]:
+    """The views a trace can show on its main stack, in registry order (a page's default tabs)."""
+    return tuple(
+        spec.name
+        for spec in VIEWS.values()
+        if not any(NEEDS[need].missing(trace, trace.main_stack) for need in spec.needs)
+    )
+
+
+def _load(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return function
