@@ -8,7 +8,7 @@ from pathlib import Path
 
 from attnscope.cli import add_input_arguments, add_model_options, load_from_args, preview
 from attnscope.errors import InputError
-from attnscope.views.options import VIEW_KINDS
+from attnscope.views.registry import VIEW_KINDS, VIEWS
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,7 +66,8 @@ def _cmd_view(args: argparse.Namespace) -> int:
     layers = _indices(args.layers, "layers")
     heads = _indices(args.heads, "heads")
     handle = load_from_args(args)
-    result = trace(handle, args.text, args.text_b, target=args.target, qk="neuron" in views, truncation=args.truncate)
+    qk = any("qk" in VIEWS[v].needs for v in views)
+    result = trace(handle, args.text, args.text_b, target=args.target, qk=qk, truncation=args.truncate)
     view = page(
         result,
         views,
