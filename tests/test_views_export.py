@@ -14,7 +14,7 @@ import pytest
 import attnscope
 from attnscope.errors import AttnscopeError, InputError
 from attnscope.traces import Trace
-from attnscope.views import View, ViewOptions, head_view, heatmap_view, model_view, neuron_view
+from attnscope.views import VIEW_KINDS, View, ViewOptions, head_view, heatmap_view, model_view, neuron_view
 from attnscope.views.export import save_static, to_svg
 
 pytest.importorskip("matplotlib", reason="static export needs the 'views' extra (matplotlib)")
@@ -71,7 +71,7 @@ def _check_png(path: Path) -> None:
     assert pixels.std() > 0.01  # something was drawn, not a blank canvas
 
 
-@pytest.mark.parametrize("kind", ["head", "model", "heatmap", "neuron"])
+@pytest.mark.parametrize("kind", VIEW_KINDS)
 def test_every_kind_saves_png_and_svg_that_open(kind: str, qk_trace: Trace, tmp_path: Path) -> None:
     view = _view(kind, qk_trace, layer=1, heads=(2,) if kind in ("neuron", "heatmap") else None, query_index=2)
     png = save_static(view, tmp_path / f"{kind}.png")
