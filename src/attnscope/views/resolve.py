@@ -25,14 +25,15 @@ from attnscope.views.options import Theme, ViewOptions
 MASK_THRESHOLD = -1e4
 # Head view lines (page and picture) below this weight are not drawn: they would be invisible anyway.
 MIN_WEIGHT = 0.01
-# d3's category10 (BertViz's head colours) then 22 more, chosen greedily for the largest CIE Lab distance
-# to all before them among colours neither too dark for the dark theme nor too light for the light one:
-# every pair differs by at least 27 (CIE76 ΔE), so 32-head layers (LLaMA) have 32 distinct colours.
+# d3's category10 (BertViz's head colours) then 22 more, each chosen greedily for the largest CIE Lab
+# distance to all before it among saturated colours of lightness 40..70 (lines stay visible on the dark
+# and the light theme): every pair differs by more than 24 (CIE76 ΔE), so 32-head layers (LLaMA) get
+# 32 distinct colours.
 HEAD_PALETTE: tuple[str, ...] = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#6900ff", "#ff1ef0", "#004be1", "#b4d296", "#00e100", "#ff0078",
-    "#ffb487", "#5a691e", "#00e1a5", "#c3c3ff", "#965a00", "#00785a", "#a50096", "#ff7887",
-    "#0087ff", "#c369ff", "#a52d5a", "#ffb400", "#87d21e", "#ffb4d2", "#ff0fb4", "#006978",
+    "#bcbd22", "#17becf", "#8700ff", "#ff0fe1", "#005af0", "#5a691e", "#ff0078", "#d2964b",
+    "#ff8787", "#3ca578", "#962dc3", "#d20096", "#a54b00", "#b42d5a", "#6996ff", "#f078ff",
+    "#96b45a", "#ff0000", "#a5a5e1", "#00c300", "#874b78", "#d22dff", "#00b4f0", "#a578ff",
 )  # fmt: skip
 
 
