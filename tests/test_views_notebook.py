@@ -69,6 +69,16 @@ def test_without_a_cell_id_every_output_carries_the_bundle(kernel: dict[str, Any
     assert embed.bundle() in head_view(trace)._repr_html_()
 
 
+def test_in_colab_every_output_carries_the_bundle(
+    kernel: dict[str, Any], trace: Trace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))  # one frame per output
+    run(kernel, "cell-a", "m1")
+    assert embed.bundle() in head_view(trace)._repr_html_()
+    run(kernel, "cell-b", "m2")
+    assert embed.bundle() in head_view(trace)._repr_html_()
+
+
 @pytest.mark.browser
 def test_one_document_two_outputs_one_bundle(tab: Any, kernel: dict[str, Any], trace: Trace) -> None:  # noqa: F811
     run(kernel, "cell-a", "m1")

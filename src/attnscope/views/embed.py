@@ -10,7 +10,8 @@ the already loaded bundle to render them. Outputs are static HTML, so a saved no
 trusted notebook or its nbconvert HTML renders as it did live. The bundle goes with the first view
 output of the kernel's session; when that cell runs again (its output replaced), its new first view
 output carries it again. When the current cell cannot be told (no Jupyter kernel, or a front end that
-sends no cell id), every output carries the bundle, as ``fragment()`` always does. Cleared the
+sends no cell id) or each output is its own frame (Colab), every output carries the bundle, as
+``fragment()`` always does. Cleared the
 carrying output? ``attnscope.views.embed.forget_notebook_bundle()`` makes the next output carry it.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -80,8 +82,11 @@ def forget_notebook_bundle() -> None:
 def current_run() -> tuple[str, str] | None:
     """(cell id, execute request id) of the notebook cell running now, or None when it cannot be told.
 
-    JupyterLab, Notebook 7 and nbclient send the cell id in the execute request's metadata.
+    JupyterLab, Notebook 7 and nbclient send the cell id in the execute request's metadata. Colab shows
+    each output in its own frame, so there every output is its own document: None.
     """
+    if "google.colab" in sys.modules:
+        return None
     try:
         from IPython import get_ipython  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
