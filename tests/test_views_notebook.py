@@ -133,3 +133,34 @@ def test_the_same_bundle_twice_defines_one_global_once(tab: Any, trace: Trace) -
         head_view(trace).payload(),
     )
     assert int(data(tab, "#mine .as-headview")["lines"]) > 0
+
+
+# JupyterLab's evalInnerHTMLScriptTags: an output's HTML goes in through innerHTML, then each script is
+# replaced by a clone (attributes copied), which runs it.
+JUPYTERLAB_INSERT = """(html) => {
+    const host = document.createElement('div');
+    document.body.appendChild(host);
+    host.innerHTML = html;
+    for (const script of Array.from(host.getElementsByTagName('script'))) {
+        const clone = document.createElement('script');
+        for (const {name, value} of Array.from(script.attributes)) clone.setAttribute(name, value);
+        clone.textContent = script.textContent;
+        script.parentNode.replaceChild(clone, script);
+    }
+}"""
+
+
+@pytest.mark.browser
+def test_outputs_inserted_as_jupyterlab_does(tab: Any, kernel: dict[str, Any], trace: Trace) -> None:  # noqa: F811
+    run(kernel, "cell-a", "m1")
+    first = head_view(trace)._repr_html_()
+    run(kernel, "cell-b", "m2")
+    second = neuron_view(trace, layer=1, head=2)._repr_html_()
+    tab.set_content("<!DOCTYPE html><html><body></body></html>")
+    tab.evaluate(JUPYTERLAB_INSERT, first)
+    tab.evaluate(JUPYTERLAB_INSERT, second)
+    tab.wait_for_function("document.querySelectorAll('.attnscope-root[data-attnscope-state=ready]').length === 2")
+    assert tab.evaluate("window.attnscope.key") == embed.bundle_key()
+    assert data(tab, ".as-neuronview")["head"] == "2"
+    tab.evaluate(JUPYTERLAB_INSERT, first)  # the carrier's cell shown again: the same bundle, loaded once
+    tab.wait_for_function("document.querySelectorAll('.attnscope-root[data-attnscope-state=ready]').length === 3")
