@@ -25,3 +25,7 @@ class TraceFileError(AttnscopeError):
 
 class DataFileError(AttnscopeError):
     """A malformed data file (treebank, coreference items); the message names file and line."""
+
+
+class OutputError(AttnscopeError):
+    """An output file that cannot be written (a folder in the way, no permission, disk full...)."""

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.errors import InputError, TraceFileError
+from attnscope.files import check_target, write_atomic
 from attnscope.tokens import Tokens
 
 FORMAT_VERSION = 1
@@ -198,9 +199,9 @@ class Trace:
     # -- file format ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the trace as one safetensors file (see the module docstring for the layout)."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
-        path = Path(path)
+        path = check_target(path, "trace file")
         tensors: dict[str, np.ndarray] = {}
         for stack, att in self.attention.items():
             tensors[f"attention.{stack}"] = np.ascontiguousarray(att, dtype=np.float32)
@@ -219,9 +220,8 @@ class Trace:
             for name in _TOKEN_ARRAYS:
                 tensors[f"{side}.{name}"] = np.ascontiguousarray(getattr(toks, name))
         tensors = {k: v.astype(np.uint8) if v.dtype == np.bool_ else v for k, v in tensors.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata={"attnscope": json.dumps(meta, ensure_ascii=False)})
-        return path
+        data = save(tensors, metadata={"attnscope": json.dumps(meta, ensure_ascii=False)})
+        return write_atomic(path, data, "trace file")
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:

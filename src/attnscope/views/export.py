@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from attnscope.errors import AttnscopeError, InputError
+from attnscope.files import check_target, write_atomic
 from attnscope.traces import Trace
 from attnscope.views.registry import VIEW_KINDS, VIEWS
 from attnscope.views.resolve import resolve
@@ -56,9 +57,8 @@ def save_static(view: _View, path: str | Path) -> Path:
             f"cannot save a static picture as {path.name!r}: supported suffixes are "
             f"{', '.join(SUPPORTED_SUFFIXES)} (and .html for the interactive page)"
         )
-    data = _render(view, suffix[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    check_target(path, "image")
+    write_atomic(path, _render(view, suffix[1:]), "image")
     return path
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from attnscope.errors import InputError
+from attnscope.files import check_target, write_atomic
 from attnscope.traces import Trace
 from attnscope.views.embed import LOADER, bundle, bundle_key, bundle_script, notebook_needs_bundle
 from attnscope.views.options import Theme, ViewOptions
@@ -123,9 +124,8 @@ class View:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix in (".html", ".htm"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.to_html(), encoding="utf-8")
-            return path
+            check_target(path, "page")
+            return write_atomic(path, self.to_html(), "page")
         if suffix in (".png", ".svg"):
             if self.kind == "page":
                 raise InputError("a page of tabs has no single image; save one view (e.g. head_view(...)) as an image")
