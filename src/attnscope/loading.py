@@ -45,8 +45,16 @@ class ModelHandle:
         """Wrap a model and tokenizer the user already holds; switches the model to eager attention."""
         _ensure_eager(model)
         model.eval()
-        label = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+        label = name or model_label(str(getattr(model.config, "_name_or_path", "") or type(model).__name__))
         return cls(model=model, tokenizer=tokenizer, name=label, info=model_info(model, label))
+
+
+def model_label(name_or_path: str) -> str:
+    """The name to show for a model: a Hub id as given; for a local folder, its name rather than its path."""
+    path = Path(name_or_path).expanduser()
+    if path.is_absolute() or name_or_path.startswith((".", "~")) or path.is_dir():
+        return path.resolve().name or name_or_path
+    return name_or_path
 
 
 def default_model_path() -> Path:
@@ -81,7 +89,8 @@ def load(
     if name_or_path is None:
         source, label = str(default_model_path()), DEFAULT_MODEL
     else:
-        source = label = os.fspath(name_or_path)
+        source = os.fspath(name_or_path)
+        label = model_label(source)
         _check_local_folder(source)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # weight-loading bars are noise for a handful of MB

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,7 +12,17 @@ from numpy.typing import NDArray
 _CONTINUATION = "##"
 _SPACE_MARKERS = ("\u0120", "\u2581")  # 'Ġ' (GPT-2 byte-level BPE), '▁' (SentencePiece)
 _BYTE_NEWLINE = "\u010a"  # 'Ċ' is GPT-2's byte-level form of '\n'
-_SPECIAL_PATTERN = re.compile(r"^(\[[A-Z_]+\]|<[^<>\s]{1,20}>|<\|[^|]{1,30}\|>)$")
+# The special tokens of common tokenizers (BERT, RoBERTa/BART, GPT-2, T5, XLNet, Llama, Gemma, Qwen, Phi),
+# for token lists given as bare strings. A conservative list, not a shape: "<b>" or "[NOTE]" is text.
+KNOWN_SPECIAL_TOKENS = frozenset(
+    {
+        "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]",
+        "<s>", "</s>", "<pad>", "<mask>", "<unk>", "<cls>", "<sep>", "<eod>", "<eop>", "<bos>", "<eos>",
+        "<|endoftext|>", "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|start_header_id|>",
+        "<|end_header_id|>", "<|im_start|>", "<|im_end|>", "<|end|>", "<|user|>", "<|assistant|>",
+        "<|system|>", "<start_of_turn>", "<end_of_turn>",
+    }
+)  # fmt: skip
 
 
 def _bytes_to_unicode() -> dict[str, int]:
@@ -66,8 +75,12 @@ def display_form(raw: str, *, byte_level: bool = False) -> str:
 
 
 def looks_special(raw: str) -> bool:
-    """True for pieces shaped like special tokens: [CLS], <s>, </s>, <pad>, <|endoftext|>..."""
-    return bool(_SPECIAL_PATTERN.match(raw))
+    """True for the known special tokens of common models ([CLS], <s>, </s>, <pad>, <|endoftext|>...).
+
+    Used only for token lists given as bare strings (a traced input knows its special tokens exactly);
+    anything else shaped like markup, such as "<b>", is ordinary text.
+    """
+    return raw in KNOWN_SPECIAL_TOKENS
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,6 +30,7 @@ from attnscope.tokens import Tokens
 FORMAT_VERSION = 1
 STACKS = ("encoder", "decoder", "cross")
 _TOKEN_ARRAYS = ("special", "segment", "word_ids", "offsets")
+TENSORS_NAME = "attention (from tensors)"  # the model name of a trace built from bare attention tensors
 
 FloatArray = NDArray[np.float32]
 
@@ -158,13 +159,14 @@ class Trace:
         cross_attention: Any = None,
         encoder_tokens: Sequence[str] | None = None,
         decoder_tokens: Sequence[str] | None = None,
-        model_name: str = "unknown",
+        model_name: str = TENSORS_NAME,
     ) -> Trace:
         """Build a Trace from what ``model(..., output_attentions=True)`` returns, as BertViz takes it.
 
         ``attention`` is the tuple of per-layer tensors [batch=1, heads, query, key] (torch or numpy)
         with ``tokens`` the token strings; for encoder-decoder models pass the three ``*_attention``
-        tuples with ``encoder_tokens`` and ``decoder_tokens`` instead.
+        tuples with ``encoder_tokens`` and ``decoder_tokens`` instead. ``model_name`` titles the views
+        (default "attention (from tensors)", since bare tensors do not say which model made them).
         """
         if attention is not None:
             if tokens is None:

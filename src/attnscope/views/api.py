@@ -35,11 +35,13 @@ def head_view(
     index_base: int = 0,
     hide_special: bool = False,
     precision: Precision = "uint8",
+    model_name: str | None = None,
 ) -> View:
     """Lines from each token to the tokens it attends to, one colour per head (BertViz's ``head_view``).
 
     ``prettify_tokens`` is accepted for BertViz compatibility (tokens are always shown in readable
-    form); ``html_action`` "view" or "return" both return the view object.
+    form); ``html_action`` "view" or "return" both return the view object. ``model_name`` titles a view
+    made from attention tensors (which do not say which model made them).
     """
     _html_action(html_action)
     trace = to_trace(
@@ -51,6 +53,7 @@ def head_view(
         cross_attention=cross_attention,
         encoder_tokens=encoder_tokens,
         decoder_tokens=decoder_tokens,
+        model_name=model_name,
     )
     if layer is None and include_layers:
         layer = next(iter(include_layers))
@@ -85,8 +88,12 @@ def model_view(
     index_base: int = 0,
     hide_special: bool = False,
     precision: Precision = "uint8",
+    model_name: str | None = None,
 ) -> View:
-    """Every layer x head as a thumbnail; click one to open it large (BertViz's ``model_view``)."""
+    """Every layer x head as a thumbnail; click one to open it large (BertViz's ``model_view``).
+
+    ``model_name`` titles a view made from attention tensors.
+    """
     _html_action(html_action)
     trace = to_trace(
         trace_or_attention,
@@ -97,6 +104,7 @@ def model_view(
         cross_attention=cross_attention,
         encoder_tokens=encoder_tokens,
         decoder_tokens=decoder_tokens,
+        model_name=model_name,
     )
     opts = _options(
         include_layers=include_layers,

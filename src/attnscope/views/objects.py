@@ -20,7 +20,8 @@ from attnscope.traces import Trace
 from attnscope.views.embed import LOADER, bundle, bundle_key, bundle_script, notebook_needs_bundle
 from attnscope.views.options import Theme, ViewOptions
 from attnscope.views.payload import PAYLOAD_VERSION, Payload, Precision, build_payload, payload_json
-from attnscope.views.registry import VIEWS, available_views, view_spec
+from attnscope.views.registry import NEEDS, VIEWS, available_views, view_spec
+from attnscope.views.resolve import resolve
 
 __all__ = ["CSP", "View", "bundle", "to_trace"]
 
@@ -47,6 +48,7 @@ class View:
             view_spec(self.kind)
         if not self.views:
             self.views = (self.kind,) if self.kind != "page" else available_views(self.trace)
+        check_view(self.trace, self.views, self.options)
         self._payload: Payload | None = None
         self._json: str | None = None
         self._key: tuple[object, ...] = ()
@@ -147,6 +149,19 @@ class View:
         return f"<attnscope {what} ({shown}) of {self.trace!r}>"
 
 
+def check_view(trace: Trace, views: tuple[str, ...], options: ViewOptions) -> None:
+    """Check indices, stack and each view's needs (e.g. queries/keys) against the trace when a view is made,
+    not when it is shown."""
+    resolved = resolve(trace, options)
+    for name in views:
+        spec = view_spec(name)
+        for need in spec.needs:
+            if NEEDS[need].missing(trace, resolved.stack):
+                raise InputError(
+                    f"the {spec.title.lower()} needs {need} data for the {resolved.stack} stack: {NEEDS[need].how}"
+                )
+
+
 def _as_int(value: Any, what: str) -> int | None:
     """An index given as int, numpy scalar or one-element tensor/array (BertViz's sentence_b_start)."""
     if value is None:
@@ -183,8 +198,12 @@ def to_trace(
     cross_attention: Any = None,
     encoder_tokens: Any = None,
     decoder_tokens: Any = None,
+    model_name: str | None = None,
 ) -> Trace:
-    """A Trace as given, or built from BertViz's arguments (attention tuple + token strings)."""
+    """A Trace as given, or built from BertViz's arguments (attention tuple + token strings).
+
+    ``model_name`` titles a trace built from tensors (default "attention (from tensors)").
+    """
     if isinstance(trace_or_attention, Trace):
         if tokens is not None or encoder_attention is not None or decoder_attention is not None:
             raise InputError("pass either a Trace or attention with tokens, not both")
@@ -201,6 +220,7 @@ def to_trace(
             cross_attention=cross_attention,
             encoder_tokens=None if encoder_tokens is None else list(encoder_tokens),
             decoder_tokens=None if decoder_tokens is None else list(decoder_tokens),
+            **({"model_name": model_name} if model_name else {}),
         )
     except ValueError as err:
         raise InputError(str(err)) from None
