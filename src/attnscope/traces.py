@@ -165,9 +165,25 @@ class Trace:
 
         ``attention`` is the tuple of per-layer tensors [batch=1, heads, query, key] (torch or numpy)
         with ``tokens`` the token strings; for encoder-decoder models pass the three ``*_attention``
-        tuples with ``encoder_tokens`` and ``decoder_tokens`` instead. ``model_name`` titles the views
-        (default "attention (from tensors)", since bare tensors do not say which model made them).
+        tuples with ``encoder_tokens`` and ``decoder_tokens`` instead. The model's output object itself
+        (``outputs = model(..., output_attentions=True)``) is accepted in place of ``attention``.
+        ``model_name`` titles the views (default "attention (from tensors)", since bare tensors do not say
+        which model made them).
         """
+        if _is_model_output(attention):
+            output, attention = attention, None
+            if getattr(output, "encoder_attentions", None) is not None:
+                encoder_attention = _given(encoder_attention, output.encoder_attentions)
+                decoder_attention = _given(decoder_attention, getattr(output, "decoder_attentions", None))
+                cross_attention = _given(cross_attention, getattr(output, "cross_attentions", None))
+                encoder_tokens = _given(encoder_tokens, tokens)
+            else:
+                attention = getattr(output, "attentions", None)
+            if attention is None and encoder_attention is None:
+                raise InputError(
+                    f"this {type(output).__name__} holds no attention: run the model with "
+                    "output_attentions=True (and attn_implementation='eager')"
+                )
         if attention is not None:
             if tokens is None:
                 raise InputError("from_attentions needs the token strings along with the attention")
@@ -297,7 +313,10 @@ def _stack_layers(value: Any, what: str) -> FloatArray:
             layer = layer.detach().float().cpu().numpy()
         arrays.append(np.asarray(layer, dtype=np.float32))
     if not arrays:
-        raise InputError(f"{what} is empty: expected one tensor per layer")
+        raise InputError(
+            f"{what} is an empty tuple: expected one tensor per layer. On transformers 5, model(...)[-1] is the "
+            "empty cross_attentions of an encoder-only model; pass outputs.attentions (or the output itself)"
+        )
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise InputError(f"{what}: layers have different shapes {sorted(shapes)}")
@@ -311,6 +330,17 @@ def _stack_layers(value: Any, what: str) -> FloatArray:
     if stacked.ndim != 4:
         raise InputError(f"{what}: expected per-layer tensors [batch, heads, query, key], got {arrays[0].shape}")
     return stacked
+
+
+def _is_model_output(value: Any) -> bool:
+    """True for a Hugging Face ModelOutput (or anything carrying ``attentions``), not a tuple of tensors."""
+    if value is None or isinstance(value, (tuple, list, np.ndarray)) or hasattr(value, "detach"):
+        return False
+    return hasattr(value, "attentions") or hasattr(value, "encoder_attentions")
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _check_square(att: FloatArray, n: int, what: str) -> None:
