@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
@@ -14,15 +16,35 @@ from attnscope.errors import AttnscopeError
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
 
+DEBUG_ENV = "ATTNSCOPE_DEBUG"  # set to 1 to print the traceback of any error
 # Modules that each add their subcommands through a ``register(subparsers)`` function.
 COMMAND_MODULES: tuple[str, ...] = ("attnscope.views.cli", "attnscope.probe.cli")
 
 
+def text_argument(value: str) -> str:
+    """An argparse type for text: bytes that are not valid in the terminal's encoding are a clear error."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = value[err.start : err.end].encode("utf-8", "surrogateescape")
+        raise argparse.ArgumentTypeError(
+            f"the text holds bytes that are not valid {sys.getfilesystemencoding()} ({bad!r} at character "
+            f"{err.start}); pass UTF-8 text"
+        ) from None
+    return value
+
+
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """TEXT, TEXT_B and --target: the input every model-running subcommand takes."""
-    parser.add_argument("text", metavar="TEXT", help="the text (sentence A, or the source of an encoder-decoder)")
-    parser.add_argument("text_b", metavar="TEXT_B", nargs="?", default=None, help="optional sentence B")
-    parser.add_argument("--target", default=None, help="decoder text, for encoder-decoder models (e.g. T5, BART)")
+    parser.add_argument(
+        "text", metavar="TEXT", type=text_argument, help="the text (sentence A, or the source of an encoder-decoder)"
+    )
+    parser.add_argument(
+        "text_b", metavar="TEXT_B", type=text_argument, nargs="?", default=None, help="optional sentence B"
+    )
+    parser.add_argument(
+        "--target", type=text_argument, default=None, help="decoder text, for encoder-decoder models (e.g. T5, BART)"
+    )
     parser.add_argument("--truncate", action="store_true", help="cut text longer than the model allows")
 
 
@@ -66,8 +88,10 @@ def _register_trace(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
+    from attnscope.files import check_target
     from attnscope.tracing import trace
 
+    check_target(args.output, "trace file")  # before the model loads
     handle = load_from_args(args)
     result = trace(handle, args.text, args.text_b, target=args.target, qk=args.qk, truncation=args.truncate)
     path = result.save(args.output).resolve()
@@ -99,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     from attnscope import __version__
 
     parser.add_argument("--version", action="version", version=f"attnscope {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help=f"print the full traceback of any error (or set {DEBUG_ENV}=1)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _register_trace(subparsers)
     for name in COMMAND_MODULES:
@@ -108,18 +135,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run one subcommand; a user error prints one line and exits 2."""
+    """Entry point: run one subcommand; every failure ends in one line on stderr, never a raw traceback.
+
+    A user error (bad input, model, file) exits 2; a system error (a file or disk the OS refused, an
+    encoding, memory) exits 2 with the OS's reason; anything else is a bug in attnscope: one line asking for
+    a report, exit 1. ``--debug`` or ``ATTNSCOPE_DEBUG=1`` also prints the traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         code: int = args.func(args)
         return code
-    except AttnscopeError as err:
-        print(f"attnscope: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("attnscope: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if debug:
+            traceback.print_exc()
+        message, code = describe_error(err)
+        print(f"attnscope: {message}", file=sys.stderr)
+        return code
+
+
+def describe_error(err: BaseException) -> tuple[str, int]:
+    """One line for an exception that ends a command, and the exit status (see :func:`main`)."""
+    if isinstance(err, AttnscopeError):
+        return f"error: {err}", 2
+    if isinstance(err, OSError):
+        where = f": {err.filename}" if err.filename else ""
+        return f"error: {err.strerror or err}{where}", 2
+    if isinstance(err, UnicodeError):
+        return f"error: text that is not valid UTF-8 ({err}); pass UTF-8 text and files", 2
+    if isinstance(err, MemoryError):
+        return "error: out of memory; try a shorter input, a smaller --batch-size or fewer layers", 2
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return (
+        f"internal error: {type(err).__name__}{': ' + first if first else ''}. This is a bug in attnscope; please "
+        f"report it with the command you ran (run it again with --debug or {DEBUG_ENV}=1 for the traceback)",
+        1,
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def check_target(path: str | Path, what: str = "output") -> Path:
     """Fail early, with one clear line, if ``path`` cannot be a file to write (a folder, say)."""
     target = Path(path)
     if target.is_dir():
-        raise OutputError(f"{what} {target} is a folder; give a file name (e.g. {target / 'out'}{target.suffix})")
+        raise OutputError(f"{what} {target} is a folder; give a file name (a new name, or one inside it)")
     parent = next((p for p in target.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise OutputError(f"cannot write {target}: {parent} is a file, not a folder")

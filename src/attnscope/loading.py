@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -95,7 +96,9 @@ def load(
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # weight-loading bars are noise for a handful of MB
     try:
-        config = _load_part(lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), source)
+        config = _load_part(
+            lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), source, trust_remote_code
+        )
         model = _load_part(
             lambda: AutoModel.from_pretrained(
                 source,
@@ -105,9 +108,12 @@ def load(
                 trust_remote_code=trust_remote_code,
             ),
             source,
+            trust_remote_code,
         )
         tokenizer = _load_part(
-            lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code), source
+            lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code),
+            source,
+            trust_remote_code,
         )
     finally:
         if bars_were_on:
@@ -197,30 +203,68 @@ def _ensure_eager(model: Any) -> None:
     log.debug("this model returned no attention under %s; attnscope switched it to eager", current)
 
 
+# Weight files a local model folder may hold (single file or sharded index), as from_pretrained looks for them.
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+    "tf_model.h5", "flax_model.msgpack",
+)  # fmt: skip
+
+
 def _check_local_folder(source: str) -> None:
+    """For a local folder: say exactly what is missing or broken before transformers tries to load it."""
     path = Path(source).expanduser()
     looks_like_path = path.is_absolute() or source.startswith((".", "~")) or path.exists()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        config = path / "config.json"
+        if not config.is_file():
             raise ModelLoadError(
                 f"{path} is a folder but has no config.json; pass the folder that holds the model's "
                 "config.json, weights and tokenizer files"
+            )
+        try:
+            parsed = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+            raise ModelLoadError(f"{config} is not a readable JSON config ({_first_line(err)})") from None
+        if not isinstance(parsed, dict):
+            raise ModelLoadError(f"{config} must hold a JSON object, found {type(parsed).__name__}")
+        if not any((path / name).is_file() for name in WEIGHT_FILES):
+            raise ModelLoadError(
+                f"{path} has config.json but no weights: expected one of {', '.join(WEIGHT_FILES[:3])} "
+                "(save the model with model.save_pretrained(folder))"
             )
     elif looks_like_path:
         raise ModelLoadError(f"no model folder at {path}")
 
 
-def _load_part(fn: Any, source: str) -> Any:
-    """Run one from_pretrained call, turning its many failure modes into one clear error."""
+def _first_line(err: BaseException) -> str:
+    message = str(err).strip()
+    return message.splitlines()[0] if message else type(err).__name__
+
+
+def _load_part(fn: Any, source: str, trust_remote_code: bool = False) -> Any:
+    """Run one from_pretrained call, turning its many failure modes into one clear error.
+
+    With ``trust_remote_code``, any exception may come from the model's own code: it is reported, with its
+    type and message, as that code's failure (the traceback stays available with ``--debug``).
+    """
     try:
         return fn()
-    except (OSError, ValueError, KeyError, ImportError) as err:
+    except Exception as err:
+        if not trust_remote_code and not isinstance(err, (OSError, ValueError, KeyError, ImportError)):
+            raise
+        if trust_remote_code and not isinstance(err, OSError):
+            raise ModelLoadError(
+                f"could not load {source!r}: its own modelling code (trust_remote_code) failed with "
+                f"{type(err).__name__}: {_first_line(err)}"
+            ) from err
         message = str(err)
         if "trust_remote_code" in message:
             raise ModelLoadError(
                 f"{source} ships its own modelling code; attnscope runs it only if you allow it: "
                 "pass trust_remote_code=True (CLI: --trust-remote-code) if you trust its author"
             ) from None
+        if Path(source).expanduser().is_dir():
+            raise ModelLoadError(f"could not load the model in folder {source}: {_first_line(err)}") from None
         if isinstance(err, OSError) or "does not appear to have" in message or "Can't load" in message:
             raise ModelLoadError(
                 f"could not load model {source!r}: it is not a local folder, and it could not be fetched "

@@ -256,12 +256,19 @@ class Trace:
                 header_len = int.from_bytes(fh.read(8), "little")
                 header = json.loads(fh.read(header_len))
             meta = json.loads(header["__metadata__"]["attnscope"])
+        except RecursionError:
+            raise TraceFileError(f"{path} is not an attnscope trace file (its header is nested too deeply)") from None
         except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
             raise TraceFileError(f"{path} is not an attnscope trace file ({err})") from None
         version = meta.get("format_version") if isinstance(meta, dict) else None
         if version != FORMAT_VERSION:
             raise TraceFileError(
                 f"{path} has trace format version {version!r}; this attnscope reads version {FORMAT_VERSION}"
+            )
+        if not any(f"attention.{stack}" in tensors for stack in STACKS):
+            raise TraceFileError(
+                f"{path} holds no attention arrays (attention.encoder, .decoder or .cross); it is damaged or "
+                "not a trace; make it again with attnscope trace"
             )
         try:
             return cls._from_parts(meta, tensors)

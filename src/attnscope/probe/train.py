@@ -26,6 +26,7 @@ indicators), its distance to the right and to the left divided by the sentence l
 from __future__ import annotations
 
 import argparse
+import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ PUNCT = "punct"
 DISTANCE_FEATURES = ("left_3", "left_2", "left_1", "right_1", "right_2", "right_3", "right_dist", "left_dist")
 KINDS = ("attention", "distance")
 EPOCHS, LEARNING_RATE, BATCH_SENTENCES = 10, 0.2, 32  # converged on EWT (dev UAS flat beyond this)
+MAX_LEARNING_RATE = 100.0  # Adam steps are about lr in size: beyond this the probe only overflows
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,6 +169,8 @@ def fit_arc_probe(
         raise InputError("no training sentences: the probe needs at least one sentence with a tree")
     if epochs < 1:
         raise InputError(f"epochs must be at least 1, got {epochs}")
+    if not (math.isfinite(lr) and 0 < lr <= MAX_LEARNING_RATE):
+        raise InputError(f"the learning rate must be a positive finite number up to {MAX_LEARNING_RATE}, got {lr}")
     with _deterministic():
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -200,6 +204,8 @@ def fit_arc_probe(
                 total += loss.item() * n
                 words += n
             loss_value = total / max(words, 1)
+    if not (math.isfinite(loss_value) and all(bool(torch.isfinite(p).all()) for p in params.values())):
+        raise InputError(f"training diverged (loss {loss_value}) at learning rate {lr}; try a smaller one (--lr)")
     return ArcProbe(
         kind=kind,
         w=params["w"].detach().double().numpy(),
@@ -448,8 +454,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise InputError(f"{flag} must be at least 1, got {value}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not args.lr > 0:
-        raise InputError(f"--lr must be positive, got {args.lr}")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LEARNING_RATE):
+        raise InputError(f"--lr must be a positive finite number up to {MAX_LEARNING_RATE}, got {args.lr}")
     train = list(read_treebank(args.treebank, limit=args.limit))  # both files checked before the model loads
     dev = list(read_treebank(args.eval, limit=args.eval_limit))
     handle = load_from_args(args)

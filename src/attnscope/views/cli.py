@@ -8,6 +8,7 @@ from pathlib import Path
 
 from attnscope.cli import add_input_arguments, add_model_options, load_from_args, preview
 from attnscope.errors import InputError
+from attnscope.files import check_target
 from attnscope.views.registry import VIEW_KINDS, VIEWS
 
 
@@ -65,6 +66,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
         raise InputError(f"unknown view(s) {', '.join(bad) or args.views!r}; choose from {','.join(VIEW_KINDS)}")
     layers = _indices(args.layers, "layers")
     heads = _indices(args.heads, "heads")
+    check_target(args.output, "page")  # before the model loads
     handle = load_from_args(args)
     qk = any("qk" in VIEWS[v].needs for v in views)
     result = trace(handle, args.text, args.text_b, target=args.target, qk=qk, truncation=args.truncate)
