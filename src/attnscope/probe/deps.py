@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from attnscope.errors import InputError
 from attnscope.probe.data import Sentence, base_relation
-from attnscope.probe.words import token_to_word, word_attention
+from attnscope.probe.words import aligned_word_attention, token_to_word
 from attnscope.tokens import Tokens
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class DepsCounts:
     sentences: int = 0
     words: int = 0
     skipped_arcs: int = 0
+    skipped_words: int = 0  # words without tokens (cut off by truncation): never in any attention matrix
     examples: dict[str, Sentence] = field(default_factory=dict)  # one short sentence per relation, for views
     _index: dict[str, int] = field(default_factory=dict)
     _correct: NDArray[np.int64] = field(init=False)  # [2, L, H, R]
@@ -125,24 +126,41 @@ class DepsCounts:
         special_share: NDArray[np.floating] | None = None,
         aligned: NDArray[np.bool_] | None = None,
     ) -> None:
-        """Count one sentence given its word attention [L, H, W, W] (and which words have tokens)."""
+        """Count one sentence given its word attention and which words have tokens (``aligned``).
+
+        ``attention`` is [L, H, K, K] over the K aligned words in order (what :func:`sentence_attention`
+        returns; memory bounded by the model's maximum length), or [L, H, W, W] over all W words.
+        Words without tokens (cut off by truncation) are counted in ``skipped_words``, their arcs in
+        ``skipped_arcs``.
+        """
         n = len(sentence.words)
+        ok = np.ones(n, dtype=bool) if aligned is None else np.asarray(aligned, dtype=bool)
+        if ok.shape != (n,):
+            raise InputError(f"aligned has {ok.size} entries for {n} words")
+        k = int(ok.sum())
         att = np.asarray(attention)
-        if att.shape != (self.num_layers, self.num_heads, n, n):
+        share = None if special_share is None else np.asarray(special_share, dtype=np.float64)
+        lead = (self.num_layers, self.num_heads)
+        if att.shape == (*lead, n, n) and k != n:  # word attention over every word: keep the aligned ones
+            att = att[:, :, ok][:, :, :, ok]
+            share = None if share is None else share[..., ok]
+        if att.shape != (*lead, k, k):
             raise InputError(
-                f"word attention of shape {att.shape} does not fit {n} words and "
+                f"word attention of shape {att.shape} does not fit {n} words ({k} with tokens) and "
                 f"{self.num_layers} x {self.num_heads} heads"
             )
-        ok = np.ones(n, dtype=bool) if aligned is None else np.asarray(aligned, dtype=bool)
+        position = np.full(n, -1, dtype=np.intp)  # word index -> row/column in att
+        position[ok] = np.arange(k)
         heads = np.asarray(sentence.heads, dtype=np.intp)
         deps = np.flatnonzero(heads >= 0)
         usable = ok[deps] & ok[heads[deps]]
         self.skipped_arcs += int((~usable).sum())
+        self.skipped_words += n - k
         deps = deps[usable]
         self.sentences += 1
-        self.words += int(ok.sum())
-        if special_share is not None and ok.any():
-            self._share_sum += np.asarray(special_share, dtype=np.float64)[..., ok].sum(-1)
+        self.words += k
+        if share is not None and k:
+            self._share_sum += share.sum(-1)
         if not deps.size:
             return
         rels = [sentence.relations[i] for i in deps]
@@ -152,15 +170,14 @@ class DepsCounts:
             for label in (*labels, ALL):
                 self.examples.setdefault(label, sentence)
 
-        masked = np.array(att, dtype=np.float32, copy=True)
-        masked[..., np.arange(n), np.arange(n)] = -np.inf  # never predict the word itself
-        masked[..., ~ok, :] = -np.inf
-        masked[..., :, ~ok] = -np.inf
+        masked = np.array(att, dtype=np.float32, copy=True)  # [L, H, K, K]: aligned words only
+        masked[..., np.arange(k), np.arange(k)] = -np.inf  # never predict the word itself
         gold = heads[deps]
+        rows, gold_rows = position[deps], position[gold]
         hits = np.stack(
             [
-                masked[..., deps, :].argmax(-1) == gold,  # dependent's most-attended word
-                masked[..., :, deps].argmax(-2) == gold,  # word attending most to the dependent
+                masked[..., rows, :].argmax(-1) == gold_rows,  # dependent's most-attended word
+                masked[..., :, rows].argmax(-2) == gold_rows,  # word attending most to the dependent
             ]
         )  # [2, L, H, A]
         onehot = np.zeros((deps.size, len(self.labels)), dtype=np.float32)
@@ -201,11 +218,16 @@ class DepsCounts:
 def sentence_attention(
     trace_tokens: Tokens, attention: NDArray[np.floating], sentence: Sentence
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
-    """Word attention, special share and the aligned-word mask of one traced sentence."""
+    """Word attention [L, H, K, K] and special share [L, H, K] over the K words that have tokens, and the
+    aligned-word mask [W] of one traced sentence (what :meth:`DepsCounts.add` takes).
+
+    Words cut off by truncation have no token and are left out, so memory is bounded by the model's
+    maximum length, not by the sentence's length.
+    """
     tw = token_to_word(trace_tokens, sentence.spans)
-    words, share = word_attention(attention, tw, len(sentence.words))
+    words, share, present = aligned_word_attention(attention, tw, len(sentence.words))
     aligned = np.zeros(len(sentence.words), dtype=bool)
-    aligned[tw[tw >= 0]] = True
+    aligned[present] = True
     return words, share, aligned
 
 
@@ -221,7 +243,8 @@ def probe_deps(
 ) -> DepsCounts:
     """Trace every sentence (batched, streaming) and count, per head and relation, how often it finds the head.
 
-    Sentences longer than the model accepts are truncated; words cut off are skipped (``skipped_arcs``).
+    Sentences longer than the model accepts are truncated; words cut off are skipped (``skipped_words``, their
+    arcs ``skipped_arcs``), and memory stays bounded by the model's maximum length.
     Pass ``counts`` to keep adding to earlier counts (e.g. over several files).
     """
     from attnscope.tracing import trace_many

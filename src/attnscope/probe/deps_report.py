@@ -76,6 +76,7 @@ def deps_report(
         words=counts.words,
         arcs=int(sum(r.count for r in counts.results(1)[:-1])),
         skipped_arcs=counts.skipped_arcs,
+        skipped_words=counts.skipped_words,
     )
     report["settings"] = dict(settings)
     report["definitions"] = {
@@ -103,7 +104,7 @@ def deps_markdown(handle: ModelHandle, counts: DepsCounts, treebank: str | Path,
         f"`{Path(treebank).name}`: {counts.sentences} sentences, {counts.words} words, "
         f"{sum(r.count for r in counts.results(1)[:-1])} arcs"
         + (
-            f" ({counts.skipped_arcs} arcs skipped: words the tokenizer dropped or cut off)"
+            f" ({counts.skipped_arcs} arcs skipped: {counts.skipped_words} words the tokenizer dropped or cut off)"
             if counts.skipped_arcs
             else ""
         )

@@ -35,10 +35,15 @@ def token_to_word(tokens: Tokens, spans: Sequence[tuple[int, int]], segment: int
     usable = (~tokens.special) & (tokens.segment == segment) & (starts >= 0)
     if not usable.any():
         return out
-    overlap = np.minimum(ends[:, None], word_spans[None, :, 1]) - np.maximum(starts[:, None], word_spans[None, :, 0])
+    # Only words that start before the last token ends can overlap a token (the rest were cut off).
+    reach = np.flatnonzero(word_spans[:, 0] < ends[usable].max())
+    if not reach.size:
+        return out
+    near = word_spans[reach]
+    overlap = np.minimum(ends[:, None], near[None, :, 1]) - np.maximum(starts[:, None], near[None, :, 0])
     best = overlap.argmax(axis=1)
     hit = usable & (overlap[np.arange(n), best] > 0)
-    out[hit] = best[hit]
+    out[hit] = reach[best[hit]]
     return out
 
 
@@ -47,7 +52,25 @@ def word_attention(
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Token attention [L, H, T, T] -> word attention [L, H, W, W] and special share [L, H, W].
 
-    A word with no token gets all-zero rows, columns and share (callers skip it).
+    A word with no token gets all-zero rows, columns and share (callers skip it). The result grows with
+    the square of ``n_words``; for long inputs use :func:`aligned_word_attention`, bounded by the tokens.
+    """
+    words, share, present = aligned_word_attention(attention, token_word, n_words)
+    lead = words.shape[:2]
+    full = np.zeros((*lead, n_words, n_words), dtype=np.float32)
+    full[..., present[:, None], present[None, :]] = words
+    full_share = np.zeros((*lead, n_words), dtype=np.float32)
+    full_share[..., present] = share
+    return full, full_share
+
+
+def aligned_word_attention(
+    attention: NDArray[np.floating], token_word: NDArray[np.integer], n_words: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.intp]]:
+    """Word attention over only the words that have tokens: [L, H, K, K], share [L, H, K], and their word ids [K].
+
+    K is at most the number of tokens, so memory is bounded by the model's maximum length however many
+    words the text has (words cut off by truncation have no token and are left out).
     """
     att = np.asarray(attention, dtype=np.float32)
     tw = np.asarray(token_word)
@@ -57,14 +80,15 @@ def word_attention(
         raise InputError(f"token_word has {tw.shape[0] if tw.ndim else 0} entries for {att.shape[-1]} tokens")
     if n_words < 0 or (tw >= n_words).any():
         raise InputError(f"token_word names a word beyond n_words={n_words}")
-    t = att.shape[-1]
-    assign = np.zeros((t, n_words), dtype=np.float32)  # token -> word membership
     inside = tw >= 0
-    assign[np.flatnonzero(inside), tw[inside]] = 1.0
+    present = np.unique(tw[inside]).astype(np.intp)
+    t, k = att.shape[-1], present.size
+    assign = np.zeros((t, k), dtype=np.float32)  # token -> word membership (present words only)
+    assign[np.flatnonzero(inside), np.searchsorted(present, tw[inside])] = 1.0
     pieces = assign.sum(axis=0)
-    mean_rows = (assign / np.maximum(pieces, 1.0)).T  # [W, T]: average over a word's pieces
-    to_words = att @ assign  # [L, H, T, W]: attention to a word = sum over its pieces
-    words = mean_rows @ to_words  # [L, H, W, W]
+    mean_rows = (assign / np.maximum(pieces, 1.0)).T  # [K, T]: average over a word's pieces
+    to_words = att @ assign  # [L, H, T, K]: attention to a word = sum over its pieces
+    words = mean_rows @ to_words  # [L, H, K, K]
     outside = (~inside).astype(np.float32)
-    share = (att @ outside) @ mean_rows.T  # [L, H, W]
-    return np.ascontiguousarray(words, dtype=np.float32), np.ascontiguousarray(share, dtype=np.float32)
+    share = (att @ outside) @ mean_rows.T  # [L, H, K]
+    return np.ascontiguousarray(words, dtype=np.float32), np.ascontiguousarray(share, dtype=np.float32), present
