@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attnscope.errors import AttnscopeError
+from attnscope.text import terminal_text
 
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
@@ -96,7 +97,8 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     result = trace(handle, args.text, args.text_b, target=args.target, qk=args.qk, truncation=args.truncate)
     path = result.save(args.output).resolve()
     info = result.model
-    print(f"model:   {info.name} ({info.architecture}, {info.num_layers} layers x {info.num_heads} heads)")
+    name = terminal_text(info.name)
+    print(f"model:   {name} ({info.architecture}, {info.num_layers} layers x {info.num_heads} heads)")
     print(f"tokens:  {len(result.tokens)}  {preview(result.tokens.display)}")
     if result.target_tokens is not None:
         print(f"target:  {len(result.target_tokens)}  {preview(result.target_tokens.display)}")
@@ -110,8 +112,8 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
 
 def preview(tokens: Sequence[str], limit: int = 12) -> str:
-    """The first tokens, space-separated, with a count of the rest."""
-    shown = " ".join(tokens[:limit])
+    """The first tokens, space-separated, with a count of the rest (shown as plain text, escapes removed)."""
+    shown = " ".join(terminal_text(t) for t in tokens[:limit])
     return shown + (f" ... (+{len(tokens) - limit})" if len(tokens) > limit else "")
 
 

@@ -39,6 +39,7 @@ from attnscope.probe.report import (
     to_json,
 )
 from attnscope.probe.words import token_to_word, word_attention
+from attnscope.text import markdown_code, markdown_text
 
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
@@ -268,9 +269,11 @@ def coref_outputs(
     md = [
         "# Pronoun -> antecedent attention",
         "",
-        f"Model `{handle.name}` on `{Path(data).name}`: {result.items} items"
+        f"Model {markdown_code(handle.name)} on {markdown_code(Path(data).name)}: {result.items} items"
         + (
-            f" ({len(result.skipped)} skipped: " + "; ".join(f"{i}: {why}" for i, why in result.skipped) + ")"
+            f" ({len(result.skipped)} skipped: "
+            + "; ".join(f"{markdown_text(i)}: {why}" for i, why in result.skipped)
+            + ")"
             if result.skipped
             else ""
         )

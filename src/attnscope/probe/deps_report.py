@@ -17,6 +17,7 @@ from attnscope.probe.report import (
     text_table,
     to_json,
 )
+from attnscope.text import markdown_code, markdown_text
 
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
@@ -100,8 +101,8 @@ def deps_markdown(handle: ModelHandle, counts: DepsCounts, treebank: str | Path,
     lines = [
         "# Dependency heads found by attention heads",
         "",
-        f"Model `{handle.name}` ({handle.info.num_layers} layers x {handle.info.num_heads} heads) on "
-        f"`{Path(treebank).name}`: {counts.sentences} sentences, {counts.words} words, "
+        f"Model {markdown_code(handle.name)} ({handle.info.num_layers} layers x {handle.info.num_heads} heads) on "
+        f"{markdown_code(Path(treebank).name)}: {counts.sentences} sentences, {counts.words} words, "
         f"{sum(r.count for r in counts.results(1)[:-1])} arcs"
         + (
             f" ({counts.skipped_arcs} arcs skipped: {counts.skipped_words} words the tokenizer dropped or cut off)"
@@ -128,7 +129,7 @@ def deps_markdown(handle: ModelHandle, counts: DepsCounts, treebank: str | Path,
         "circled. `index.html` shows them all on one page.",
         "",
     ]
-    lines += [f"- [{r.label}](heatmaps/{file_stem(r.label)}.png)" for r in results]
+    lines += [f"- [{markdown_text(r.label)}](heatmaps/{file_stem(r.label)}.png)" for r in results]
     return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from attnscope.errors import InputError
+from attnscope.text import markdown_text, terminal_text
 from attnscope.traces import ModelInfo
 
 SCHEMA_VERSION = 1
@@ -126,10 +127,10 @@ def heatmap_image(
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table ('|' in cells escaped)."""
+    """A GitHub-flavoured Markdown table; every cell is shown as text (Markdown and HTML escaped)."""
 
     def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return markdown_text(str(v).replace("\n", " "))
 
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
@@ -137,8 +138,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A compact aligned plain-text table for the terminal (numbers right-aligned)."""
-    cells = [[str(h) for h in headers]] + [[str(v) for v in row] for row in rows]
+    """A compact aligned plain-text table for the terminal (numbers right-aligned; escape sequences and
+    control characters from labels removed or spelled out)."""
+    cells = [[terminal_text(h) for h in headers]] + [[terminal_text(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     numeric = [all(_is_number(r[i]) for r in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
 

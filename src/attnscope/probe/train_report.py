@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.probe.train import DISTANCE_FEATURES, TrainResult, head_weights
+from attnscope.text import markdown_code, markdown_text
 
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
@@ -91,8 +92,9 @@ def train_outputs(
     ]
     md = [
         "# Attention-only probing classifier (Clark et al. 2019, §5)\n",
-        f"Model: {model_line}. Trained on {result.train_sentences} sentences of `{train_file.name}` "
-        f"({result.train_skipped} skipped), scored on {result.eval_sentences} of `{eval_file.name}` "
+        f"Model: {markdown_text(model_line)}. Trained on {result.train_sentences} sentences of "
+        f"{markdown_code(train_file.name)} ({result.train_skipped} skipped), scored on {result.eval_sentences} of "
+        f"{markdown_code(eval_file.name)} "
         f"({result.eval_skipped} skipped): {sc['probe']['words_scored']} words without punctuation, "
         f"{sc['probe']['words']} with it.\n",
         markdown_table(["method", "UAS (no punct)", "UAS (with punct)"], rows),
