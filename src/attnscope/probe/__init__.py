@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attnscope.probe.classify import HeadProbeResult, fit_pair_probe, fit_token_probe
 from attnscope.probe.coref import CorefResult, probe_coref
-from attnscope.probe.data import CorefItem, Sentence, base_relation, read_coref, read_treebank
+from attnscope.probe.data import CorefItem, Sentence, SkippedSentence, base_relation, read_coref, read_treebank
 from attnscope.probe.deps import DepsCounts, probe_deps
 from attnscope.probe.train import ArcProbe, fit_arc_probe, probe_train
 from attnscope.probe.words import token_to_word, word_attention
@@ -20,6 +20,7 @@ __all__ = [
     "DepsCounts",
     "HeadProbeResult",
     "Sentence",
+    "SkippedSentence",
     "base_relation",
     "fit_arc_probe",
     "fit_pair_probe",

@@ -92,13 +92,15 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def _cmd_deps(args: argparse.Namespace) -> int:
-    from attnscope.probe.data import read_treebank
+    from attnscope.probe.data import SkippedSentence, read_treebank, warn_skipped
     from attnscope.probe.deps import probe_deps
     from attnscope.probe.deps_report import deps_outputs, deps_table
     from attnscope.probe.report import write_outputs
 
     _check_counts(args)
-    sentences = list(read_treebank(args.treebank, limit=args.limit))  # whole file checked before the model runs
+    skipped: list[SkippedSentence] = []
+    # whole file checked before the model runs; sentences that are not one tree are skipped and reported
+    sentences = list(read_treebank(args.treebank, limit=args.limit, on_skip=warn_skipped(skipped)))
     handle = load_from_args(args)
     counts = probe_deps(
         handle,
@@ -115,7 +117,7 @@ def _cmd_deps(args: argparse.Namespace) -> int:
         "base_labels": args.base_labels,
         "min_count": args.min_count,
     }
-    files = deps_outputs(handle, counts, args.treebank, settings)
+    files = deps_outputs(handle, counts, args.treebank, settings, skipped=skipped)
     write_outputs(args.out, files)
     _print(deps_table(counts, args.min_count))
     _print(f"{counts.sentences} sentences, model {handle.name}; report written to {args.out.resolve()}/")

@@ -3,6 +3,11 @@
 Both readers stream (one sentence or item at a time) and raise :class:`DataFileError` naming the file and
 line of the first malformed input, so a bad file fails before any result is written.
 
+A CoNLL-U sentence whose lines are well-formed but whose arcs are not one tree (no root, two or more
+roots, a cycle) is skipped, not fatal: :func:`read_treebank` reports each one as a
+:class:`SkippedSentence` (file, line, sentence id, reason) to its ``on_skip`` callback, or, without one,
+as a :class:`TreebankWarning`. Collect them for the report with ``on_skip=skipped.append``.
+
 Coreference format (one JSON object a line; ``start``/``end`` are character offsets into ``text``, end
 exclusive; a mention's ``text``, when given, must equal ``text[start:end]``)::
 
@@ -17,12 +22,15 @@ Candidates are kept in text order, so "first candidate" means the one that appea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from attnscope.errors import DataFileError
+from attnscope.text import terminal_text
 
 Span = tuple[int, int]
 
@@ -58,6 +66,41 @@ class CorefItem:
     answer: int
 
 
+@dataclass(frozen=True)
+class SkippedSentence:
+    """A CoNLL-U sentence left out because its arcs do not form one tree; ``line`` is its first word's line."""
+
+    file: str
+    line: int
+    sent_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: skipped sentence {self.sent_id}: {self.reason}"
+
+
+class TreebankWarning(UserWarning):
+    """A treebank sentence was skipped (see :class:`SkippedSentence`)."""
+
+
+class _NotATreeError(Exception):
+    """Raised by :func:`_sentence` for a sentence that is well-formed but not one tree."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def warn_skipped(into: list[SkippedSentence]) -> Callable[[SkippedSentence], None]:
+    """An ``on_skip`` for command lines: keep each skipped sentence in ``into`` and print one warning line."""
+
+    def on_skip(item: SkippedSentence) -> None:
+        into.append(item)
+        sys.stderr.write(f"attnscope: warning: {terminal_text(item)}\n")
+
+    return on_skip
+
+
 def base_relation(label: str) -> str:
     """The universal part of a relation label: ``"nmod:poss"`` -> ``"nmod"``."""
     return label.split(":", 1)[0]
@@ -85,8 +128,14 @@ def _lines(p: Path) -> Iterator[tuple[int, str]]:
 # -- CoNLL-U -------------------------------------------------------------------------------------
 
 
-def read_treebank(path: str | Path, limit: int | None = None) -> Iterator[Sentence]:
-    """Stream the dependency trees of a CoNLL-U file (at most ``limit``), checking each one."""
+def read_treebank(
+    path: str | Path, limit: int | None = None, *, on_skip: Callable[[SkippedSentence], object] | None = None
+) -> Iterator[Sentence]:
+    """Stream the dependency trees of a CoNLL-U file (at most ``limit``), checking each one.
+
+    A sentence that is not one tree (no root, several roots, a cycle) is skipped and passed to ``on_skip``
+    (default: a :class:`TreebankWarning`); it does not count toward ``limit``.
+    """
     from conllu.exceptions import ParseException
     from conllu.parser import DEFAULT_FIELDS, parse_comment_line, parse_line
 
@@ -95,12 +144,27 @@ def read_treebank(path: str | Path, limit: int | None = None) -> Iterator[Senten
         raise DataFileError(f"limit must be at least 1, got {limit}")
     block: list[tuple[int, dict[str, Any]]] = []
     meta: dict[str, str] = {}
-    count = 0
+    count = skipped = 0
+
+    def build() -> Sentence | None:
+        nonlocal skipped
+        try:
+            return _sentence(p, block, meta, count + skipped)
+        except _NotATreeError as err:
+            skipped += 1
+            sent_id = str(meta.get("sent_id", f"sentence-{count + skipped}"))
+            item = SkippedSentence(str(p), err.line, sent_id, err.reason)
+            if on_skip is None:
+                warnings.warn(str(item), TreebankWarning, stacklevel=3)
+            else:
+                on_skip(item)
+            return None
+
     for number, line in _lines(p):
         stripped = line.strip()
         if not stripped:
-            if block:
-                yield _sentence(p, block, meta, count)
+            if block and (sentence := build()) is not None:
+                yield sentence
                 count += 1
                 if limit is not None and count >= limit:
                     return
@@ -125,9 +189,11 @@ def read_treebank(path: str | Path, limit: int | None = None) -> Iterator[Senten
         except ParseException as err:
             raise DataFileError(f"{p}:{number}: {err}") from None
         block.append((number, token))
-    if block:
-        yield _sentence(p, block, meta, count)
+    if block and (sentence := build()) is not None:
+        yield sentence
         count += 1
+    if count == 0 and skipped:
+        raise DataFileError(f"{p}: no usable sentences: all {skipped} were skipped (not one tree each)")
     if count == 0:
         raise DataFileError(f"{p}: no sentences found; is this a CoNLL-U file?")
 
@@ -162,6 +228,7 @@ def _sentence(p: Path, block: list[tuple[int, dict[str, Any]]], meta: Mapping[st
         if head == i + 1:
             raise DataFileError(f"{p}:{number}: word {i + 1} is its own head")
         heads.append(head - 1)
+    _check_tree(heads, [number for number, _ in raw_heads])
     spans: list[Span] = []
     pos = 0
     for w in words:
@@ -175,6 +242,30 @@ def _sentence(p: Path, block: list[tuple[int, dict[str, Any]]], meta: Mapping[st
         spans=tuple(spans),
         sent_id=str(meta.get("sent_id", f"sentence-{index + 1}")),
     )
+
+
+def _check_tree(heads: list[int], lines: list[int]) -> None:
+    """Raise :class:`_NotATreeError` unless exactly one word is the root and every word reaches it."""
+    roots = [i for i, h in enumerate(heads) if h < 0]
+    if not roots:
+        raise _NotATreeError(lines[0], "no root (no word has HEAD 0)")
+    if len(roots) > 1:
+        words = ", ".join(str(i + 1) for i in roots)
+        raise _NotATreeError(lines[roots[1]], f"{len(roots)} roots (words {words} have HEAD 0)")
+    state = [0] * len(heads)  # 0 unvisited, 1 on the current path, 2 reaches the root
+    for start in range(len(heads)):
+        path: list[int] = []
+        node = start
+        while node >= 0 and state[node] == 0:
+            state[node] = 1
+            path.append(node)
+            node = heads[node]
+        if node >= 0 and state[node] == 1:  # came back to a word on this path
+            cycle = path[path.index(node) :]
+            words = " -> ".join(str(i + 1) for i in [*cycle, node])
+            raise _NotATreeError(lines[min(cycle)], f"a cycle (words {words}) never reaches the root")
+        for visited in path:
+            state[visited] = 2
 
 
 # -- coreference JSON lines ----------------------------------------------------------------------

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attnscope.probe.data import SkippedSentence
 from attnscope.probe.deps import ALL, DIRECTIONS, DepsCounts, RelationResult
 from attnscope.probe.page import example_payload, linked_page, view_bundle
 from attnscope.probe.report import (
@@ -66,9 +67,16 @@ def deps_table(counts: DepsCounts, min_count: int = 10) -> str:
 
 
 def deps_report(
-    handle: ModelHandle, counts: DepsCounts, treebank: str | Path, settings: Mapping[str, Any]
+    handle: ModelHandle,
+    counts: DepsCounts,
+    treebank: str | Path,
+    settings: Mapping[str, Any],
+    skipped: Sequence[SkippedSentence] = (),
 ) -> dict[str, Any]:
-    """report.json as a dict (schema_version 1; see :mod:`attnscope.probe.report`)."""
+    """report.json as a dict (schema_version 1; see :mod:`attnscope.probe.report`).
+
+    ``skipped``: the treebank's sentences that were not one tree (:func:`read_treebank`'s ``on_skip``).
+    """
     report = report_header(
         "deps",
         handle.info,
@@ -78,6 +86,8 @@ def deps_report(
         arcs=int(sum(r.count for r in counts.results(1)[:-1])),
         skipped_arcs=counts.skipped_arcs,
         skipped_words=counts.skipped_words,
+        skipped_sentences=len(skipped),
+        skipped=[{"line": s.line, "sent_id": s.sent_id, "reason": s.reason} for s in skipped],
     )
     report["settings"] = dict(settings)
     report["definitions"] = {
@@ -94,7 +104,13 @@ def deps_report(
     return report
 
 
-def deps_markdown(handle: ModelHandle, counts: DepsCounts, treebank: str | Path, min_count: int) -> str:
+def deps_markdown(
+    handle: ModelHandle,
+    counts: DepsCounts,
+    treebank: str | Path,
+    min_count: int,
+    skipped: Sequence[SkippedSentence] = (),
+) -> str:
     """report.md: what was measured, the table, definitions, and the heatmaps."""
     results = counts.results(min_count)
     share = counts.special_share
@@ -110,6 +126,16 @@ def deps_markdown(handle: ModelHandle, counts: DepsCounts, treebank: str | Path,
             else ""
         )
         + ".",
+        *(
+            [
+                "",
+                f"{len(skipped)} sentences skipped, their arcs not one tree: "
+                + "; ".join(f"line {s.line} ({markdown_text(s.sent_id)}): {markdown_text(s.reason)}" for s in skipped)
+                + ".",
+            ]
+            if skipped
+            else []
+        ),
         "",
         f"Relations with at least {min_count} arcs; accuracies and margins in %.",
         "",
@@ -149,13 +175,14 @@ def deps_outputs(
     treebank: str | Path,
     settings: Mapping[str, Any],
     views: bool = True,
+    skipped: Sequence[SkippedSentence] = (),
 ) -> dict[str, str | bytes]:
     """Every file of ``probe deps --out``: name -> content (``views``: link heads to head views in index.html)."""
     min_count = int(settings.get("min_count", 10))
     results = counts.results(min_count)
     files: dict[str, str | bytes] = {
-        "report.json": to_json(deps_report(handle, counts, treebank, settings)),
-        "report.md": deps_markdown(handle, counts, treebank, min_count),
+        "report.json": to_json(deps_report(handle, counts, treebank, settings, skipped)),
+        "report.md": deps_markdown(handle, counts, treebank, min_count, skipped),
     }
     sections = []
     keys: dict[str, str] = {}  # example sentence -> key

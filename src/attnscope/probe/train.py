@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.errors import InputError
-from attnscope.probe.data import Sentence, read_treebank
+from attnscope.probe.data import Sentence, SkippedSentence, read_treebank, warn_skipped
 from attnscope.probe.words import token_to_word, word_attention
 
 if TYPE_CHECKING:
@@ -456,8 +456,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LEARNING_RATE):
         raise InputError(f"--lr must be a positive finite number up to {MAX_LEARNING_RATE}, got {args.lr}")
-    train = list(read_treebank(args.treebank, limit=args.limit))  # both files checked before the model loads
-    dev = list(read_treebank(args.eval, limit=args.eval_limit))
+    skipped: list[SkippedSentence] = []  # sentences that are not one tree: a warning line each
+    train = list(read_treebank(args.treebank, limit=args.limit, on_skip=warn_skipped(skipped)))  # checked before
+    dev = list(read_treebank(args.eval, limit=args.eval_limit, on_skip=warn_skipped(skipped)))  # the model loads
     handle = load_from_args(args)
     result = probe_train(
         handle,
