@@ -65,3 +65,28 @@ def test_a_model_loaded_from_a_folder_is_titled_by_its_name(wordpiece: Any, tmp_
     assert str(tmp_path) not in view.to_html()
     model.config._name_or_path = "google-bert/bert-base-uncased"
     assert neuron_view(model, wordpiece, "The cat sat.").trace.model.name == "google-bert/bert-base-uncased"
+
+
+def test_one_view_page_saves_as_an_image(tmp_path: Path) -> None:
+    trace = Trace.from_attentions(_attention(), TOKENS)
+    out = page(trace, ["heatmap"]).save(tmp_path / "x.png")
+    assert out.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(InputError, match=r"a page of 2 views \(head, heatmap\) has no single image"):
+        page(trace, ["head", "heatmap"]).save(tmp_path / "y.png")
+
+
+def test_cli_writes_a_single_view_png(
+    tmp_path: Path, wordpiece: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from attnscope.cli import main
+
+    folder = tmp_path / "tiny"
+    tiny_models.build("bert").save_pretrained(folder)
+    wordpiece.save_pretrained(folder)
+    out = tmp_path / "x.png"
+    assert main(["view", "The cat sat.", "--views", "head", "--model", str(folder), "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert "image written to" in capsys.readouterr().out
+    monkeypatch.setattr("attnscope.loading.load", lambda *a, **k: pytest.fail("the model should not load"))
+    assert main(["view", "The cat sat.", "--model", str(folder), "-o", str(tmp_path / "y.svg")]) == 2
+    assert "image shows one view; choose it with --views" in capsys.readouterr().err

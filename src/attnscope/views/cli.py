@@ -21,7 +21,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "HTML page with the views as tabs. Layer and head numbers given here are 0-based.",
     )
     add_input_arguments(p)
-    p.add_argument("-o", "--output", type=Path, default=Path("attnscope-view.html"), help="HTML file to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("attnscope-view.html"),
+        help="file to write: .html (interactive page), or .png / .svg (a static image of one view, e.g. --views head)",
+    )
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     p.add_argument(
         "--views",
@@ -66,7 +72,13 @@ def _cmd_view(args: argparse.Namespace) -> int:
         raise InputError(f"unknown view(s) {', '.join(bad) or args.views!r}; choose from {','.join(VIEW_KINDS)}")
     layers = _indices(args.layers, "layers")
     heads = _indices(args.heads, "heads")
-    check_target(args.output, "page")  # before the model loads
+    image = args.output.suffix.lower() in (".png", ".svg")
+    if image and len(views) != 1:
+        raise InputError(
+            f"a {args.output.suffix} image shows one view; choose it with --views (e.g. --views head), "
+            "or write an .html page for tabs"
+        )
+    check_target(args.output, "image" if image else "page")  # before the model loads
     handle = load_from_args(args)
     qk = any("qk" in VIEWS[v].needs for v in views)
     result = trace(handle, args.text, args.text_b, target=args.target, qk=qk, truncation=args.truncate)
@@ -86,7 +98,8 @@ def _cmd_view(args: argparse.Namespace) -> int:
     print(f"model:   {info.name} ({info.architecture}, {info.num_layers} layers x {info.num_heads} heads)")
     print(f"tokens:  {len(result.tokens)}  {preview(result.tokens.display)}")
     print(f"views:   {', '.join(views)}")
-    print(f"page written to {path} ({path.stat().st_size / 1024:.0f} kB; open it in any browser, offline)")
+    what = "image" if image else "page"
+    print(f"{what} written to {path} ({path.stat().st_size / 1024:.0f} kB; open it in any browser, offline)")
     if args.open:
         webbrowser.open(path.as_uri())
     return 0

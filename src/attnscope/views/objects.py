@@ -129,11 +129,15 @@ class View:
             check_target(path, "page")
             return write_atomic(path, self.to_html(), "page")
         if suffix in (".png", ".svg"):
-            if self.kind == "page":
-                raise InputError("a page of tabs has no single image; save one view (e.g. head_view(...)) as an image")
             from attnscope.views.export import save_static
 
-            save_static(self, path)
+            if self.kind == "page" and len(self.views) != 1:
+                raise InputError(
+                    f"a page of {len(self.views)} views ({', '.join(self.views)}) has no single image; choose one "
+                    "(CLI: --views head) or save the page as .html"
+                )
+            single = self if self.kind != "page" else View(self.views[0], self.trace, self.options, (), self.precision)
+            save_static(single, path)
             return path
         raise InputError(f"cannot save a view as {path.name!r}: use a .html, .png or .svg file name")
 
