@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from attnscope.cli import main
+from attnscope.errors import DataFileError
 from attnscope.probe.coref import CorefResult, item_scores, mention_words, nearest_candidate
 from attnscope.probe.data import CorefItem, read_coref
 from attnscope.tokens import Tokens
@@ -112,3 +113,70 @@ def test_items_with_overlapping_candidates_are_skipped(tiny: Any) -> None:
     assert result.skipped == (("o", "candidate mentions overlap"),)
     with pytest.raises(InputError, match="no usable coreference items"):
         probe_coref(tiny("bert"), [overlapping], progress=False)
+
+
+DET_TEXT = "The trophy did not fit in the suitcase because it was big ."
+
+
+def _det_item(with_determiner: bool) -> CorefItem:
+    """'trophy' (the antecedent) against 'suitcase' or 'the suitcase': only the span changes, not the text."""
+    start = DET_TEXT.index("the suitcase") if with_determiner else DET_TEXT.index("suitcase")
+    return CorefItem(
+        id="d",
+        text=DET_TEXT,
+        pronoun=(DET_TEXT.index(" it ") + 1, DET_TEXT.index(" it ") + 3),
+        candidates=((4, 10), (start, DET_TEXT.index("suitcase") + 8)),
+        answer=0,
+    )
+
+
+def test_a_determiner_in_one_span_does_not_decide_the_head_word_score() -> None:
+    tokens = _word_tokens(DET_TEXT)
+    n = len(tokens)
+    it = 1 + DET_TEXT.split(" ").index("it")
+    att = np.zeros((1, 2, n, n), dtype=np.float32)
+    # head 0 ignores determiners: 0.3 to "trophy", 0.2 to "suitcase", nothing to "the";
+    # head 1 also puts 0.5 on the determiner "the" (before suitcase): it decides under "max".
+    for h, to_the in ((0, 0.0), (1, 0.5)):
+        att[0, h, it, 2] = 0.3  # trophy
+        att[0, h, it, 8] = 0.2  # suitcase
+        att[0, h, it, 7] = to_the  # the
+        att[0, h, it, 0] = 1.0 - att[0, h, it].sum()
+    for head in (0, 1):
+        chosen = set()
+        for with_det in (False, True):
+            scores = item_scores(att, tokens, _det_item(with_det))  # default: the head word
+            assert scores is not None
+            chosen.add(int(np.argmax(scores[:, 0, head])))
+        assert chosen == {0}, f"head {head}: the determiner changed the chosen candidate"
+    max_scores = item_scores(att, tokens, _det_item(True), "max")
+    assert max_scores is not None
+    assert int(np.argmax(max_scores[:, 0, 1])) == 1  # under max, "the" wins it for "the suitcase"
+
+
+def test_the_data_can_name_a_mention_head(tmp_path: Path) -> None:
+    text = "The dog of the neighbour barked at Tom because it was angry ."
+    row = {
+        "text": text,
+        "pronoun": {"start": text.index(" it ") + 1, "end": text.index(" it ") + 3},
+        "antecedent": {"start": 0, "end": 24, "head": {"start": 4, "end": 7}},  # "The dog of the neighbour" -> dog
+        "distractor": {"start": text.index("Tom"), "end": text.index("Tom") + 3},
+    }
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    (item,) = read_coref(path)
+    assert item.heads == ((4, 7), None)
+    tokens = _word_tokens(text)
+    n = len(tokens)
+    att = np.zeros((1, 1, n, n), dtype=np.float32)
+    it = 1 + text.split(" ").index("it")
+    att[0, 0, it, 2] = 0.4  # dog
+    att[0, 0, it, 5] = 0.1  # neighbour (the last word)
+    att[0, 0, it, 8] = 0.2  # Tom
+    scores = item_scores(att, tokens, item)
+    assert scores is not None
+    np.testing.assert_allclose(scores[:, 0, 0], [0.4, 0.2])
+    bad = dict(row, antecedent={"start": 0, "end": 7, "head": {"start": 8, "end": 10}})
+    path.write_text(json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"head .* is not inside the mention"):
+        list(read_coref(path))

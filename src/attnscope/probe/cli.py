@@ -67,9 +67,10 @@ def _register_coref(analyses: SubParsers) -> None:
     p.add_argument("--data", type=Path, required=True, metavar="FILE", help="coreference items, JSON lines")
     p.add_argument(
         "--mention-score",
-        choices=("max", "sum"),
-        default="max",
-        help="score of a multi-word mention: its most-attended word (max, default) or the sum over its words",
+        choices=("head", "max", "sum"),
+        default="head",
+        help="score of a multi-word mention: its head word (head, default: the data's head or the last word), "
+        "its most-attended word (max) or the sum over its words (sum)",
     )
     _common(p, "probe-coref")
     p.set_defaults(func=_cmd_coref)

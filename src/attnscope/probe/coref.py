@@ -4,8 +4,10 @@ For each item and each head, the pronoun's attention to each candidate mention i
 is right when the antecedent scores strictly higher than every other candidate. Attention is taken at
 word level (:mod:`attnscope.probe.words`): from the pronoun, averaged over its pieces; to a word, summed
 over its pieces. A mention's words are its whitespace-separated parts; its score is, by default, the
-attention to its most-attended word (``max``, close to Clark et al.'s head-word matching, and fair to
-mentions of different length), or the sum over its words (``sum``).
+attention to its **head word** (``head``, as Clark et al. match head words): the word the data names as its
+head, else its last word ("the big dog" -> "dog"), so a determiner or adjective in one candidate and not
+the other cannot decide the result. ``max`` (its most-attended word) and ``sum`` (the sum over its words)
+remain as options; with ``max``, a head that attends to "the" prefers whichever candidate has one.
 
 Baselines: *nearest* (the candidate closest to the pronoun in characters) and *first* (the candidate
 that appears first in the text); *chance* is the mean of 1 / number of candidates. Because the best of
@@ -44,7 +46,7 @@ from attnscope.text import markdown_code, markdown_text
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle
 
-SCORES = ("max", "sum")
+SCORES = ("head", "max", "sum")
 _WORD = re.compile(r"\S+")
 
 
@@ -116,18 +118,39 @@ def mention_words(item: CorefItem) -> tuple[list[Span], list[NDArray[np.intp]]]:
     return spans, groups
 
 
+def head_words(item: CorefItem, spans: Sequence[Span], groups: Sequence[NDArray[np.intp]]) -> list[NDArray[np.intp]]:
+    """Each candidate's head word ids (from :func:`mention_words`): the words overlapping the head span the
+    data gives, else the mention's last word."""
+    out = []
+    for c, group in enumerate(groups):
+        head = item.heads[c] if c < len(item.heads) else None
+        if head is None:
+            out.append(group[-1:])
+            continue
+        inside = [w for w in group if spans[w][0] < head[1] and head[0] < spans[w][1]]
+        out.append(np.array(inside or group[-1:], dtype=np.intp))
+    return out
+
+
 def item_scores(
-    attention: NDArray[np.floating], tokens: Any, item: CorefItem, mention_score: str = "max"
+    attention: NDArray[np.floating], tokens: Any, item: CorefItem, mention_score: str = "head"
 ) -> NDArray[np.float32] | None:
-    """[C, L, H] score of each candidate for each head, or None if the pronoun or a candidate has no token."""
+    """[C, L, H] score of each candidate for each head, or None if the pronoun or a scored word has no token.
+
+    ``mention_score``: "head" (attention to the head word; summed if a given head spans several words),
+    "max" (to the most-attended word) or "sum" (summed over the mention's words).
+    """
+    if mention_score not in SCORES:
+        raise InputError(f"mention_score must be one of {', '.join(SCORES)}, got {mention_score!r}")
     spans, groups = mention_words(item)
+    targets = head_words(item, spans, groups) if mention_score == "head" else groups
     tw = token_to_word(tokens, spans)
-    if not (tw == 0).any() or any(not np.isin(g, tw).any() for g in groups):
+    if not (tw == 0).any() or any(not np.isin(g, tw).any() for g in targets):
         return None
     words, _ = word_attention(attention, tw, len(spans))
     row = words[:, :, 0, :]  # [L, H, W]: from the pronoun
     reduce = np.max if mention_score == "max" else np.sum
-    return np.stack([reduce(row[..., g], axis=-1) for g in groups]).astype(np.float32)
+    return np.stack([reduce(row[..., g], axis=-1) for g in targets]).astype(np.float32)
 
 
 def nearest_candidate(item: CorefItem) -> int:
@@ -142,7 +165,7 @@ def probe_coref(
     items: Sequence[CorefItem],
     *,
     batch_size: int = 16,
-    mention_score: str = "max",
+    mention_score: str = "head",
     progress: bool | None = None,
 ) -> CorefResult:
     """Trace every item (batched) and record, per head, whether the pronoun preferred its antecedent."""
@@ -197,8 +220,9 @@ DEFINITIONS = """\
 - A head is **right** on an item when the pronoun's attention to the antecedent is strictly higher than to every
   other candidate mention. Attention is word-level (Clark et al. 2019): from the pronoun averaged over its pieces,
   to a word summed over its pieces.
-- **Mention score** `max`: the attention to the mention's most-attended word (its words are its whitespace-separated
-  parts); `sum`: the attention summed over its words.
+- **Mention score** `head` (default): the attention to the mention's head word, the one the data names, else its
+  last word ("the big dog" -> "dog"), so a determiner in one candidate cannot decide the result; `max`: the
+  attention to its most-attended word (its words are its whitespace-separated parts); `sum`: summed over its words.
 - **Baselines**: `nearest` picks the candidate closest to the pronoun (in characters), `first` the one that appears
   first in the text, `chance` is the mean of 1 / number of candidates.
 - **Held-out accuracy**: the best head chosen on the first half of the items, scored on the second half and vice

@@ -16,7 +16,9 @@ exclusive; a mention's ``text``, when given, must equal ``text[start:end]``)::
 
 or, with any number of candidates, ``"candidates": [{...}, {...}, ...], "answer": 0`` (index of the
 antecedent) in place of ``antecedent``/``distractor``; ``"distractors": [...]`` (a list) is accepted too.
-Candidates are kept in text order, so "first candidate" means the one that appears first.
+Candidates are kept in text order, so "first candidate" means the one that appears first. A candidate may
+name its head word: ``"head": {"start": 4, "end": 10}`` (character offsets inside the mention); without
+one, the head is the mention's last word.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class CorefItem:
     pronoun: Span
     candidates: tuple[Span, ...]
     answer: int
+    heads: tuple[Span | None, ...] = ()  # per candidate, its head word's span if the data gives one
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,7 @@ def _coref_item(p: Path, number: int, obj: Any) -> CorefItem:
         if not isinstance(raw, list):
             raise DataFileError(f'{where}: "candidates" must be a list of mentions')
         mentions = [_mention(where, text, m, f"candidates[{i}]") for i, m in enumerate(raw)]
+        heads = [_head(where, text, m, mentions[i], f"candidates[{i}]") for i, m in enumerate(raw)]
         answer = obj.get("answer")
         if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(mentions):
             raise DataFileError(f'{where}: "answer" must be the index of the antecedent in "candidates"')
@@ -312,8 +316,10 @@ def _coref_item(p: Path, number: int, obj: Any) -> CorefItem:
         others = obj.get("distractors", [obj["distractor"]] if "distractor" in obj else None)
         if not isinstance(others, list):
             raise DataFileError(f'{where}: give "distractor" (a mention) or "distractors" (a list of mentions)')
-        mentions = [_mention(where, text, obj["antecedent"], "antecedent")]
-        mentions += [_mention(where, text, m, f"distractor {i}") for i, m in enumerate(others)]
+        raw = [obj["antecedent"], *others]
+        names = ["antecedent", *(f"distractor {i}" for i in range(len(others)))]
+        mentions = [_mention(where, text, m, name) for m, name in zip(raw, names, strict=True)]
+        heads = [_head(where, text, m, span, name) for m, span, name in zip(raw, mentions, names, strict=True)]
         answer = 0
     else:
         raise DataFileError(f'{where}: give "antecedent" and "distractor", or "candidates" and "answer"')
@@ -332,7 +338,18 @@ def _coref_item(p: Path, number: int, obj: Any) -> CorefItem:
         pronoun=pronoun,
         candidates=tuple(mentions[i] for i in order),
         answer=order.index(answer),
+        heads=tuple(heads[i] for i in order) if any(h is not None for h in heads) else (),
     )
+
+
+def _head(where: str, text: str, m: Any, mention: Span, what: str) -> Span | None:
+    """A mention's optional ``head`` span, which must lie inside the mention."""
+    if not isinstance(m, dict) or m.get("head") is None:
+        return None
+    head = _mention(where, text, m["head"], f"{what}'s head")
+    if not (mention[0] <= head[0] and head[1] <= mention[1]):
+        raise DataFileError(f"{where}: {what}'s head [{head[0]}, {head[1]}) is not inside the mention")
+    return head
 
 
 def _mention(where: str, text: str, m: Any, what: str) -> Span:
