@@ -90,3 +90,5 @@ def test_cli_writes_a_single_view_png(
     monkeypatch.setattr("attnscope.loading.load", lambda *a, **k: pytest.fail("the model should not load"))
     assert main(["view", "The cat sat.", "--model", str(folder), "-o", str(tmp_path / "y.svg")]) == 2
     assert "image shows one view; choose it with --views" in capsys.readouterr().err
+    assert main(["view", "The cat sat.", "--model", str(folder), "-o", str(tmp_path / "y.pdf")]) == 2
+    assert "write a .html page, or a .png / .svg image" in capsys.readouterr().err

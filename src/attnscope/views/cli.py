@@ -72,7 +72,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
         raise InputError(f"unknown view(s) {', '.join(bad) or args.views!r}; choose from {','.join(VIEW_KINDS)}")
     layers = _indices(args.layers, "layers")
     heads = _indices(args.heads, "heads")
-    image = args.output.suffix.lower() in (".png", ".svg")
+    suffix = args.output.suffix.lower()
+    if suffix not in (".html", ".htm", ".png", ".svg"):
+        raise InputError(f"-o {args.output}: write a .html page, or a .png / .svg image of one view")
+    image = suffix in (".png", ".svg")
     if image and len(views) != 1:
         raise InputError(
             f"a {args.output.suffix} image shows one view; choose it with --views (e.g. --views head), "
