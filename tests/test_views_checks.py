@@ -92,3 +92,10 @@ def test_cli_writes_a_single_view_png(
     assert "image shows one view; choose it with --views" in capsys.readouterr().err
     assert main(["view", "The cat sat.", "--model", str(folder), "-o", str(tmp_path / "y.pdf")]) == 2
     assert "write a .html page, or a .png / .svg image" in capsys.readouterr().err
+
+
+def test_a_trace_without_attention_is_a_clear_error() -> None:
+    trace = Trace.from_attentions(_attention(), TOKENS)
+    empty = Trace(model=trace.model, tokens=trace.tokens, attention={})
+    with pytest.raises(InputError, match="holds no attention"):
+        page(empty)

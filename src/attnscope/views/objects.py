@@ -46,6 +46,7 @@ class View:
     def __post_init__(self) -> None:
         if self.kind != "page":
             view_spec(self.kind)
+        _check_trace(self.trace)
         if not self.views:
             self.views = (self.kind,) if self.kind != "page" else available_views(self.trace)
         check_view(self.trace, self.views, self.options)
@@ -156,6 +157,7 @@ class View:
 def check_view(trace: Trace, views: tuple[str, ...], options: ViewOptions) -> None:
     """Check indices, stack and each view's needs (e.g. queries/keys) against the trace when a view is made,
     not when it is shown."""
+    _check_trace(trace)
     resolved = resolve(trace, options)
     for name in views:
         spec = view_spec(name)
@@ -164,6 +166,13 @@ def check_view(trace: Trace, views: tuple[str, ...], options: ViewOptions) -> No
                 raise InputError(
                     f"the {spec.title.lower()} needs {need} data for the {resolved.stack} stack: {NEEDS[need].how}"
                 )
+
+
+def _check_trace(trace: Any) -> None:
+    if not isinstance(trace, Trace):
+        raise InputError(f"expected an attnscope Trace, got {type(trace).__name__}")
+    if not trace.attention:
+        raise InputError("this trace holds no attention to show (no encoder, decoder or cross stack)")
 
 
 def _as_int(value: Any, what: str) -> int | None:
