@@ -99,6 +99,7 @@ def load(
         config = _load_part(
             lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), source, trust_remote_code
         )
+        _check_weights(source)
         model = _load_part(
             lambda: AutoModel.from_pretrained(
                 source,
@@ -227,13 +228,18 @@ def _check_local_folder(source: str) -> None:
             raise ModelLoadError(f"{config} is not a readable JSON config ({_first_line(err)})") from None
         if not isinstance(parsed, dict):
             raise ModelLoadError(f"{config} must hold a JSON object, found {type(parsed).__name__}")
-        if not any((path / name).is_file() for name in WEIGHT_FILES):
-            raise ModelLoadError(
-                f"{path} has config.json but no weights: expected one of {', '.join(WEIGHT_FILES[:3])} "
-                "(save the model with model.save_pretrained(folder))"
-            )
     elif looks_like_path:
         raise ModelLoadError(f"no model folder at {path}")
+
+
+def _check_weights(source: str) -> None:
+    """For a local folder whose config loaded: say so if it holds no weights."""
+    path = Path(source).expanduser()
+    if path.is_dir() and not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise ModelLoadError(
+            f"{path} has config.json but no weights: expected one of {', '.join(WEIGHT_FILES[:3])} "
+            "(save the model with model.save_pretrained(folder))"
+        )
 
 
 def _first_line(err: BaseException) -> str:
