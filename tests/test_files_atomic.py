@@ -41,6 +41,9 @@ def test_trace_file_and_page_follow_the_umask(tmp_path: Path, umask_022: None) -
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
     assert Trace.load(tmp_path / "t.safetensors").tokens == trace.tokens
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.html", "t.safetensors"]  # no temporary left
+    os.chmod(tmp_path / "p.html", 0o640)
+    head_view(trace).save(tmp_path / "p.html")  # a replaced file keeps its mode
+    assert stat.S_IMODE((tmp_path / "p.html").stat().st_mode) == 0o640
 
 
 def test_file_size_limit_keeps_the_old_page(tmp_path: Path) -> None:

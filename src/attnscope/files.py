@@ -3,7 +3,8 @@
 A file is written to a temporary name in the destination folder and renamed over the destination only
 once it is complete, so a full disk, a file-size limit or a crash never leaves a truncated file or
 destroys the previous one. :func:`tempfile.mkstemp` creates files readable by the owner only (0600);
-the finished file is given the mode the user's umask gives any new file (usually 0644).
+the finished file is given the mode the user's umask gives any new file (usually 0644), or keeps the mode
+of the file it replaces.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def atomic_path(path: str | Path, what: str = "output") -> Iterator[Path]:
         os.close(fd)
         tmp = Path(name)
         yield tmp
-        os.chmod(tmp, umask_mode())
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
         tmp = None
     except OSError as err:
@@ -68,6 +69,14 @@ def write_atomic(path: str | Path, data: bytes | str, what: str = "output") -> P
     with atomic_path(path, what) as tmp:
         _write_all(tmp, payload)
     return Path(path)
+
+
+def _mode_for(target: Path) -> int:
+    """The mode to give the new file: the replaced file's, else what the umask gives any new file."""
+    try:
+        return target.stat().st_mode & 0o7777 if target.is_file() else umask_mode()
+    except OSError:
+        return umask_mode()
 
 
 def _write_all(path: Path, data: bytes) -> None:
