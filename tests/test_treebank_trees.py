@@ -70,6 +70,20 @@ def test_probe_deps_warns_and_reports_skipped_sentences(
     assert "3 sentences skipped" in (out / "report.md").read_text()
 
 
+def test_probe_train_counts_skipped_sentences(
+    tmp_path: Path, tiny_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.conllu"
+    path.write_text(FILE, encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["probe", "train", "--treebank", str(path), "--eval", str(path), "--epochs", "1"]
+    assert main([*argv, "--model", str(tiny_folder), "--out", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().err.count("attnscope: warning: ") == 6  # 3 in each file
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["skipped_not_trees"] == 3
+    assert report["eval_data"]["skipped_not_trees"] == 3
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory: pytest.TempPathFactory, wordpiece: Any) -> Path:
     import tiny_models

@@ -456,9 +456,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LEARNING_RATE):
         raise InputError(f"--lr must be a positive finite number up to {MAX_LEARNING_RATE}, got {args.lr}")
-    skipped: list[SkippedSentence] = []  # sentences that are not one tree: a warning line each
-    train = list(read_treebank(args.treebank, limit=args.limit, on_skip=warn_skipped(skipped)))  # checked before
-    dev = list(read_treebank(args.eval, limit=args.eval_limit, on_skip=warn_skipped(skipped)))  # the model loads
+    not_trees: tuple[list[SkippedSentence], list[SkippedSentence]] = ([], [])  # a warning line each
+    train = list(read_treebank(args.treebank, limit=args.limit, on_skip=warn_skipped(not_trees[0])))  # checked
+    dev = list(read_treebank(args.eval, limit=args.eval_limit, on_skip=warn_skipped(not_trees[1])))  # first
     handle = load_from_args(args)
     result = probe_train(
         handle,
@@ -478,7 +478,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "train_batch_sentences": BATCH_SENTENCES,
     }
-    write_outputs(args.out, train_outputs(handle, result, args.treebank, args.eval, settings))
+    write_outputs(args.out, train_outputs(handle, result, args.treebank, args.eval, settings, not_trees))
     sc = result.scores
     rows = [
         [name, f"{sc[key]['uas']:.3f}", f"{sc[key]['uas_with_punct']:.3f}"]

@@ -9,12 +9,14 @@ report.json (schema of :mod:`attnscope.probe.report`, analysis ``"train"``) hold
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from attnscope.probe.data import SkippedSentence
 from attnscope.probe.train import DISTANCE_FEATURES, TrainResult, head_weights
 from attnscope.text import markdown_code, markdown_text
 
@@ -23,9 +25,17 @@ if TYPE_CHECKING:
 
 
 def train_outputs(
-    handle: ModelHandle, result: TrainResult, train_file: Path, eval_file: Path, settings: dict[str, Any]
+    handle: ModelHandle,
+    result: TrainResult,
+    train_file: Path,
+    eval_file: Path,
+    settings: dict[str, Any],
+    not_trees: tuple[Sequence[SkippedSentence], Sequence[SkippedSentence]] = ((), ()),
 ) -> dict[str, str | bytes]:
-    """report.json, report.md, index.html and heatmaps/{dep_to_head,head_to_dep,root}.png (weights per head)."""
+    """report.json, report.md, index.html and heatmaps/{dep_to_head,head_to_dep,root}.png (weights per head).
+
+    ``not_trees``: the training and evaluation files' sentences skipped because their arcs are not one tree.
+    """
     from attnscope.probe.report import (
         file_sha256,
         heatmap_image,
@@ -45,6 +55,7 @@ def train_outputs(
         train_file,
         sentences=result.train_sentences,
         skipped=result.train_skipped,
+        skipped_not_trees=len(not_trees[0]),
         words=result.train_words,
     )
     report["eval_data"] = {
@@ -52,6 +63,7 @@ def train_outputs(
         "sha256": file_sha256(eval_file),
         "sentences": result.eval_sentences,
         "skipped": result.eval_skipped,
+        "skipped_not_trees": len(not_trees[1]),
         "words": sc["probe"]["words"],
         "words_scored": sc["probe"]["words_scored"],
     }
