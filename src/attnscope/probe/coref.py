@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from attnscope.corpus.protocol import payload_maker
 from attnscope.errors import InputError
 from attnscope.probe.data import CorefItem, Span
-from attnscope.probe.page import example_payload, linked_page, view_bundle
+from attnscope.probe.page import linked_page, view_bundle
 from attnscope.probe.report import (
     heatmap_image,
     markdown_table,
@@ -44,6 +45,7 @@ from attnscope.probe.words import token_to_word, word_attention
 from attnscope.text import markdown_code, markdown_text
 
 if TYPE_CHECKING:
+    from attnscope.corpus.protocol import ModelRef
     from attnscope.loading import ModelHandle
 
 SCORES = ("head", "max", "sum")
@@ -162,51 +164,26 @@ def nearest_candidate(item: CorefItem) -> int:
 
 def probe_coref(
     handle: ModelHandle,
-    items: Sequence[CorefItem],
+    items: Iterable[CorefItem],
     *,
     batch_size: int = 16,
     mention_score: str = "head",
     progress: bool | None = None,
 ) -> CorefResult:
-    """Trace every item (batched) and record, per head, whether the pronoun preferred its antecedent."""
-    from attnscope.tracing import trace_many
+    """Trace every item (batched) and record, per head, whether the pronoun preferred its antecedent.
 
-    if mention_score not in SCORES:
-        raise InputError(f"mention_score must be one of {', '.join(SCORES)}, got {mention_score!r}")
-    if not items:
+    Runs the ``probe coref`` corpus analysis (:mod:`attnscope.probe.coref_analysis`) on the local engine.
+    """
+    from attnscope.corpus.driver import run_analysis
+    from attnscope.corpus.engines import LocalEngine
+    from attnscope.probe.coref_analysis import CorefAnalysis
+
+    analysis = CorefAnalysis(mention_score)
+    with LocalEngine().open(handle) as session:
+        state = run_analysis(analysis, items, session, batch_size=batch_size, progress=progress)
+    if state.first is None:
         raise InputError("no coreference items to probe")
-    info = handle.info
-    texts = [i.text for i in items]
-    targets = texts if info.is_encoder_decoder else None
-    stack = "decoder" if info.is_causal and not info.is_encoder_decoder else "encoder"
-    traces = trace_many(handle, texts, targets=targets, batch_size=batch_size, truncation=True, progress=progress)
-    correct, nearest, first, sizes = [], [], [], []
-    skipped: list[tuple[str, str]] = []
-    for item, result in zip(items, traces, strict=True):
-        if _overlapping(item.candidates):
-            skipped.append((item.id, "candidate mentions overlap"))
-            continue
-        scores = item_scores(result.attention[stack], result.tokens, item, mention_score)
-        if scores is None:
-            skipped.append((item.id, "a mention has no token (cut off by truncation?)"))
-            continue
-        others = np.delete(scores, item.answer, axis=0)
-        correct.append(scores[item.answer] > others.max(axis=0))
-        nearest.append(nearest_candidate(item) == item.answer)
-        first.append(item.answer == 0)
-        sizes.append(len(item.candidates))
-    if not correct:
-        reasons = "; ".join(f"{i}: {why}" for i, why in skipped[:5])
-        raise InputError(f"no usable coreference items: all {len(skipped)} were skipped ({reasons})")
-    shape = (info.num_layers, info.num_heads)
-    return CorefResult(
-        correct=np.array(correct, dtype=bool).reshape(-1, *shape),
-        nearest=np.array(nearest, dtype=bool),
-        first=np.array(first, dtype=bool),
-        candidates=np.array(sizes, dtype=np.int64),
-        mention_score=mention_score,
-        skipped=tuple(skipped),
-    )
+    return analysis.result(state)
 
 
 def _overlapping(spans: Sequence[Span]) -> bool:
@@ -245,7 +222,7 @@ def coref_table(result: CorefResult, k: int = 5) -> str:
 
 
 def coref_report(
-    handle: ModelHandle, result: CorefResult, data: str | Path, settings: Mapping[str, Any]
+    handle: ModelHandle | ModelRef, result: CorefResult, data: str | Path, settings: Mapping[str, Any]
 ) -> dict[str, Any]:
     """report.json as a dict (schema_version 1)."""
     report = report_header(
@@ -273,14 +250,18 @@ def coref_report(
 
 
 def coref_outputs(
-    handle: ModelHandle,
+    handle: ModelHandle | ModelRef,
     result: CorefResult,
     data: str | Path,
     settings: Mapping[str, Any],
     example: str | None = None,
     views: bool = True,
+    payload: Callable[[str], str] | None = None,
 ) -> dict[str, str | bytes]:
-    """Every file of ``probe coref --out``: report.json, report.md, heatmaps/coref.png, index.html."""
+    """Every file of ``probe coref --out``: report.json, report.md, heatmaps/coref.png, index.html.
+
+    ``payload(text)`` makes the example's head view (default: runs ``handle``, which must then be loaded).
+    """
     layer, head = result.best_head
     best = float(result.accuracy[layer, head])
     base = result.baselines()
@@ -326,8 +307,9 @@ def coref_outputs(
     }
     intro = f"{handle.name} on {Path(data).name}: per head, how often the pronoun prefers its antecedent."
     examples = {}
-    if views and example and view_bundle() is not None:
-        examples = {"e0": (example, example_payload(handle, example))}
+    make = payload_maker(handle, payload)
+    if views and example and make is not None and view_bundle() is not None:
+        examples = {"e0": (example, make(example))}
     return {
         "report.json": to_json(coref_report(handle, result, data, settings)),
         "report.md": "\n".join(md) + "\n",

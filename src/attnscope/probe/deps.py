@@ -245,24 +245,24 @@ def probe_deps(
 
     Sentences longer than the model accepts are truncated; words cut off are skipped (``skipped_words``, their
     arcs ``skipped_arcs``), and memory stays bounded by the model's maximum length.
-    Pass ``counts`` to keep adding to earlier counts (e.g. over several files).
+    Pass ``counts`` to keep adding to earlier counts (e.g. over several files). Runs the ``probe deps``
+    corpus analysis (:mod:`attnscope.probe.deps_analysis`) on the local engine.
     """
-    from attnscope.tracing import trace_many
+    from attnscope.corpus.driver import run_analysis
+    from attnscope.corpus.engines import LocalEngine
+    from attnscope.probe.deps_analysis import DepsAnalysis, counts_of, merge_deps, state_of
 
     info = handle.info
-    if counts is None:
-        counts = DepsCounts(info.num_layers, info.num_heads, max_offset=max_offset, base_labels=base_labels)
-    elif (counts.num_layers, counts.num_heads) != (info.num_layers, info.num_heads):
-        raise InputError(
-            f"counts are for {counts.num_layers} x {counts.num_heads} heads, the model has "
-            f"{info.num_layers} x {info.num_heads}"
-        )
-    items = list(sentences)
-    texts = [s.text for s in items]
-    targets = texts if info.is_encoder_decoder else None
-    stack = "encoder" if info.is_encoder_decoder else ("decoder" if info.is_causal else "encoder")
-    traces = trace_many(handle, texts, targets=targets, batch_size=batch_size, truncation=True, progress=progress)
-    for sentence, result in zip(items, traces, strict=True):
-        words, share, aligned = sentence_attention(result.tokens, result.attention[stack], sentence)
-        counts.add(sentence, words, share, aligned)
-    return counts
+    if counts is not None:
+        if (counts.num_layers, counts.num_heads) != (info.num_layers, info.num_heads):
+            raise InputError(
+                f"counts are for {counts.num_layers} x {counts.num_heads} heads, the model has "
+                f"{info.num_layers} x {info.num_heads}"
+            )
+        max_offset, base_labels = counts.max_offset, counts.base_labels
+    analysis = DepsAnalysis(max_offset=max_offset, base_labels=base_labels)
+    with LocalEngine().open(handle) as session:
+        state = run_analysis(analysis, sentences, session, batch_size=batch_size, progress=progress)
+    if counts is not None:
+        state = merge_deps(state_of(counts), state)
+    return counts_of(state)

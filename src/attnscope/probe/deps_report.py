@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attnscope.corpus.protocol import payload_maker
 from attnscope.probe.data import SkippedSentence
 from attnscope.probe.deps import ALL, DIRECTIONS, DepsCounts, RelationResult
-from attnscope.probe.page import example_payload, linked_page, view_bundle
+from attnscope.probe.page import linked_page, view_bundle
 from attnscope.probe.report import (
     heatmap_image,
     markdown_table,
@@ -21,6 +22,7 @@ from attnscope.probe.report import (
 from attnscope.text import markdown_code, markdown_text
 
 if TYPE_CHECKING:
+    from attnscope.corpus.protocol import ModelRef
     from attnscope.loading import ModelHandle
 
 HEADERS = ("relation", "count", "best head", "direction", "accuracy", "offset", "baseline", "margin")
@@ -67,7 +69,7 @@ def deps_table(counts: DepsCounts, min_count: int = 10) -> str:
 
 
 def deps_report(
-    handle: ModelHandle,
+    handle: ModelHandle | ModelRef,
     counts: DepsCounts,
     treebank: str | Path,
     settings: Mapping[str, Any],
@@ -105,7 +107,7 @@ def deps_report(
 
 
 def deps_markdown(
-    handle: ModelHandle,
+    handle: ModelHandle | ModelRef,
     counts: DepsCounts,
     treebank: str | Path,
     min_count: int,
@@ -170,14 +172,18 @@ def relation_heatmap(result: RelationResult) -> tuple[bytes, tuple[float, float,
 
 
 def deps_outputs(
-    handle: ModelHandle,
+    handle: ModelHandle | ModelRef,
     counts: DepsCounts,
     treebank: str | Path,
     settings: Mapping[str, Any],
     views: bool = True,
     skipped: Sequence[SkippedSentence] = (),
+    payload: Callable[[str], str] | None = None,
 ) -> dict[str, str | bytes]:
-    """Every file of ``probe deps --out``: name -> content (``views``: link heads to head views in index.html)."""
+    """Every file of ``probe deps --out``: name -> content (``views``: link heads to head views in index.html).
+
+    ``payload(text)`` makes an example's head view (default: runs ``handle``, which must then be loaded).
+    """
     min_count = int(settings.get("min_count", 10))
     results = counts.results(min_count)
     files: dict[str, str | bytes] = {
@@ -210,7 +216,8 @@ def deps_outputs(
         "(rows: layers, columns: heads, 0-based) at finding each word's syntactic head."
     )
     examples = {}
-    if views and view_bundle() is not None:
-        examples = {key: (text, example_payload(handle, text)) for text, key in keys.items()}
+    make = payload_maker(handle, payload)
+    if views and make is not None and view_bundle() is not None:
+        examples = {key: (text, make(text)) for text, key in keys.items()}
     files["index.html"] = linked_page("attnscope probe deps", intro, sections, examples)
     return files

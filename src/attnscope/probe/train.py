@@ -25,20 +25,17 @@ indicators), its distance to the right and to the left divided by the sentence l
 
 from __future__ import annotations
 
-import argparse
 import math
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.errors import InputError
-from attnscope.probe.data import Sentence, SkippedSentence, read_treebank, warn_skipped
+from attnscope.probe.data import Sentence
 from attnscope.probe.words import token_to_word, word_attention
 
 if TYPE_CHECKING:
@@ -97,24 +94,17 @@ def collect_features(
     batch_size: int = 16,
     progress: bool | None = None,
 ) -> tuple[list[ProbeSentence], int]:
-    """Trace sentences in batches and keep only their word-level features; returns (features, skipped)."""
-    from attnscope.tracing import trace_many
+    """Trace sentences in batches and keep only their word-level features; returns (features, skipped).
 
-    items = list(sentences)
-    texts = [s.text for s in items]
-    targets = texts if handle.info.is_encoder_decoder else None  # encoder-decoders: probe the encoder
-    out: list[ProbeSentence] = []
-    skipped = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # truncated sentences are skipped and counted
-        traces = trace_many(handle, texts, targets=targets, batch_size=batch_size, truncation=True, progress=progress)
-        for sentence, tr in zip(items, traces, strict=True):
-            feats = sentence_features(tr, sentence, "encoder" if handle.info.is_encoder_decoder else None)
-            if feats is None:
-                skipped += 1
-            else:
-                out.append(feats)
-    return out, skipped
+    Runs the feature pass (:mod:`attnscope.probe.train_analysis`) on the local engine.
+    """
+    from attnscope.corpus.driver import run_analysis
+    from attnscope.corpus.engines import LocalEngine
+    from attnscope.probe.train_analysis import FeatureAnalysis
+
+    with LocalEngine().open(handle) as session:
+        state = run_analysis(FeatureAnalysis(), sentences, session, batch_size=batch_size, progress=progress)
+    return state.features(), state.skipped
 
 
 # -- the probe -----------------------------------------------------------------------------------
@@ -371,9 +361,26 @@ def probe_train(
     """Trace both sets, train the attention and distance probes on ``train``, score all three on ``dev``."""
     train_feats, train_skipped = collect_features(handle, train, batch_size=batch_size, progress=progress)
     dev_feats, dev_skipped = collect_features(handle, dev, batch_size=batch_size, progress=progress)
+    return train_probes(
+        handle.name, train_feats, train_skipped, dev_feats, dev_skipped, epochs=epochs, seed=seed, lr=lr
+    )
+
+
+def train_probes(
+    model_name: str,
+    train_feats: Sequence[ProbeSentence],
+    train_skipped: int,
+    dev_feats: Sequence[ProbeSentence],
+    dev_skipped: int,
+    *,
+    epochs: int = EPOCHS,
+    seed: int = 0,
+    lr: float = LEARNING_RATE,
+) -> TrainResult:
+    """Train the attention and distance probes on features already collected and score all three on dev."""
     if not train_feats or not dev_feats:
         which = "training" if not train_feats else "evaluation"
-        raise InputError(f"no usable {which} sentence: every one was too long for {handle.name} or unaligned")
+        raise InputError(f"no usable {which} sentence: every one was too long for {model_name} or unaligned")
     probe = fit_arc_probe(train_feats, "attention", epochs=epochs, seed=seed, lr=lr)
     distance = fit_arc_probe(train_feats, "distance", epochs=epochs, seed=seed, lr=lr)
     scores = {
@@ -403,94 +410,3 @@ def head_weights(probe: ArcProbe, layers: int, heads: int) -> dict[str, NDArray[
         "head_to_dep": probe.u.reshape(layers, heads),
         "root": probe.r[:-1].reshape(layers, heads),
     }
-
-
-def add_cli(analyses: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``attnscope probe train``."""
-    from attnscope.cli import add_model_options
-
-    p = analyses.add_parser(
-        "train",
-        help="train the attention-only probing classifier and report its UAS against baselines",
-        description="Clark et al. (2019, §5): a word's head is predicted by a softmax over a learned weighted "
-        "sum of every head's word-level attention in both directions. Trained on TRAIN, UAS on DEV "
-        "(punctuation excluded), against right-branching and a distance-only probe. Deterministic given --seed.",
-    )
-    p.add_argument("--treebank", type=Path, required=True, metavar="TRAIN", help="CoNLL-U training trees")
-    p.add_argument("--eval", type=Path, required=True, metavar="DEV", help="CoNLL-U evaluation trees")
-    p.add_argument(
-        "--limit",
-        type=int,
-        default=DEFAULT_LIMIT,
-        metavar="N",
-        help=f"first N training sentences (default {DEFAULT_LIMIT})",
-    )
-    p.add_argument(
-        "--eval-limit", type=int, default=None, metavar="N", help="first N evaluation sentences (default all)"
-    )
-    p.add_argument(
-        "--epochs", type=int, default=EPOCHS, metavar="E", help=f"passes over the training set (default {EPOCHS})"
-    )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="order of training batches (default 0)")
-    p.add_argument(
-        "--lr", type=float, default=LEARNING_RATE, help=f"Adam's starting learning rate (default {LEARNING_RATE})"
-    )
-    p.add_argument("--batch-size", type=int, default=16, metavar="B", help="texts per forward pass (default 16)")
-    p.add_argument("--out", type=Path, default=Path("probe-train"), metavar="DIR", help="output folder")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_model_options(p)
-    p.set_defaults(func=_cmd_train)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    import sys
-
-    from attnscope.cli import load_from_args
-    from attnscope.probe.report import text_table, write_outputs
-    from attnscope.probe.train_report import train_outputs
-
-    for flag, value in (("--limit", args.limit), ("--eval-limit", args.eval_limit), ("--epochs", args.epochs)):
-        if value is not None and value < 1:
-            raise InputError(f"{flag} must be at least 1, got {value}")
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LEARNING_RATE):
-        raise InputError(f"--lr must be a positive finite number up to {MAX_LEARNING_RATE}, got {args.lr}")
-    not_trees: tuple[list[SkippedSentence], list[SkippedSentence]] = ([], [])  # a warning line each
-    train = list(read_treebank(args.treebank, limit=args.limit, on_skip=warn_skipped(not_trees[0])))  # checked
-    dev = list(read_treebank(args.eval, limit=args.eval_limit, on_skip=warn_skipped(not_trees[1])))  # first
-    handle = load_from_args(args)
-    result = probe_train(
-        handle,
-        train,
-        dev,
-        epochs=args.epochs,
-        seed=args.seed,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        progress=False if args.no_progress else None,
-    )
-    settings = {
-        "limit": args.limit,
-        "eval_limit": args.eval_limit,
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "lr": args.lr,
-        "train_batch_sentences": BATCH_SENTENCES,
-    }
-    write_outputs(args.out, train_outputs(handle, result, args.treebank, args.eval, settings, not_trees))
-    sc = result.scores
-    rows = [
-        [name, f"{sc[key]['uas']:.3f}", f"{sc[key]['uas_with_punct']:.3f}"]
-        for name, key in (
-            ("attention probe", "probe"),
-            ("right-branching", "right_branching"),
-            ("distance probe", "distance"),
-        )
-    ]
-    sys.stdout.write(text_table(["dev", "UAS", "UAS+punct"], rows))
-    sys.stdout.write(
-        f"trained on {result.train_sentences} sentences, scored {sc['probe']['words_scored']} words of "
-        f"{result.eval_sentences} sentences; model {handle.name}; report written to {args.out.resolve()}/\n"
-    )
-    return 0

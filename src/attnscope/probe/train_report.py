@@ -21,11 +21,12 @@ from attnscope.probe.train import DISTANCE_FEATURES, TrainResult, head_weights
 from attnscope.text import markdown_code, markdown_text
 
 if TYPE_CHECKING:
+    from attnscope.corpus.protocol import ModelRef
     from attnscope.loading import ModelHandle
 
 
 def train_outputs(
-    handle: ModelHandle,
+    handle: ModelHandle | ModelRef,
     result: TrainResult,
     train_file: Path,
     eval_file: Path,

@@ -1,0 +1,87 @@
+"""An analysis' output folder, replaced as a whole: built in a temporary folder, swapped in only on success.
+
+A run never leaves a half-written folder, and files of an earlier run (a heatmap of a relation that no
+longer qualifies, say) never mix with the new ones. ``--out`` must be new, empty, or an earlier attnscope
+output (a folder holding a report.json with ``schema_version`` and ``analysis``); any other folder is
+refused before a model is loaded, so a typo cannot delete someone's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from attnscope.errors import InputError
+
+
+def check_out_folder(out: str | Path) -> Path:
+    """Fail before any work if ``out`` cannot become (or be replaced by) the output folder; returns it."""
+    target = Path(out)
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or target.is_symlink():
+            raise InputError(f"--out {target} exists and is not a folder; choose a new folder name")
+        if any(target.iterdir()) and not _is_report_folder(target):
+            raise InputError(
+                f"--out {target} is a folder with other files in it (no attnscope report.json); it would be "
+                "replaced as a whole, so choose a new or empty folder"
+            )
+    parent = next((p for p in (target.parent, *target.parent.parents) if p.exists()), None)
+    if parent is None or not parent.is_dir():
+        raise InputError(f"cannot create --out {target}: {parent or target.parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write into {parent}; choose another --out folder")
+    return target
+
+
+def _is_report_folder(folder: Path) -> bool:
+    report = folder / "report.json"
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "schema_version" in data and "analysis" in data
+
+
+def replace_folder(out: str | Path, files: Mapping[str, str | bytes]) -> Path:
+    """Write ``files`` (relative name -> text or bytes) as the whole content of folder ``out``, all or nothing."""
+    target = check_out_folder(out)
+    for name in files:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise InputError(f"output file name {name!r} must be a relative path inside the output folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+    old: Path | None = None
+    try:
+        for name, content in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; an output folder is an ordinary folder
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / "out")
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if old is not None:
+                os.replace(old / "out", target)  # put the earlier output back
+            raise
+        return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
