@@ -51,6 +51,7 @@ def run_analysis(
         loaded = checkpoint.load()
         if loaded is not None:
             state, done = loaded
+            sys.stderr.write(f"attnscope: resuming {analysis.name} from {checkpoint.folder}: {done} items done\n")
             if total is not None and done > total:
                 raise InputError(
                     f"checkpoint in {checkpoint.folder} covers {done} items, more than the {total} asked for; "
