@@ -142,7 +142,7 @@ def test_cli_replaces_an_earlier_output_and_keeps_it_on_failure(
 def test_checkpoint_survives_kill_9_and_resumes_to_the_same_result(
     tmp_path: Path, shared_data: Path, tiny_model_dir: Path
 ) -> None:
-    common = ["probe", "deps", "--treebank", _dev(shared_data), "--limit", "1500", "--batch-size", "4"]
+    common = ["probe", "deps", "--treebank", _dev(shared_data), "--limit", "400", "--batch-size", "4"]
     common += ["--model", tiny_model_dir, "--no-progress"]
     code, _, err = run_cli(*common, "--out", tmp_path / "whole")
     assert code == 0, err
@@ -156,7 +156,7 @@ def test_checkpoint_survives_kill_9_and_resumes_to_the_same_result(
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the job ended before it could be killed"
     done = json.loads((ck / "meta.json").read_text())["items_done"]
-    assert 0 < done < 1500
+    assert 0 < done < 400
     assert not (tmp_path / "resumed").exists()  # nothing half-written
 
     other = run_cli(*[*job[:-4], "--out", tmp_path / "other", "--checkpoint", ck, "--max-offset", "5"])

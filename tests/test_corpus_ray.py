@@ -1,0 +1,106 @@
+"""The Ray engine on a real local Ray cluster (127.0.0.1, 2 CPUs): same numbers as local, survives a dying worker."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from corpus_support import numbers, run_cli, tiny_model_dir  # noqa: F401
+
+from attnscope.cli import main
+from attnscope.corpus.driver import run_analysis
+from attnscope.corpus.engines import FAULT_ENV, LocalEngine, ModelSpec, chunk_size
+from attnscope.corpus.protocol import ModelRef
+from attnscope.probe.coref_analysis import CorefAnalysis
+from attnscope.probe.data import read_coref, read_treebank
+from attnscope.probe.deps_analysis import DepsAnalysis, counts_of
+from attnscope.probe.deps_report import deps_report
+from attnscope.probe.train_analysis import FeatureAnalysis
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'attnscope[ray]' to test --engine ray")
+from attnscope.corpus.ray_engine import RayEngine  # noqa: E402
+
+BATCH = 4  # chunks of 32 items, shards of 128: several shards even on small inputs
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[str]:
+    """A real Ray cluster started here on 127.0.0.1 with 2 CPUs and no dashboard; its address; stopped at the end."""
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=temp,
+        log_to_driver=False,
+        logging_level="warning",
+    )
+    try:
+        yield str(ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _deps_json(model: ModelRef, state: Any, treebank: Path) -> dict[str, Any]:
+    return deps_report(model, counts_of(state), treebank, {})
+
+
+def _run_both(analysis: Any, items: list[Any], spec: ModelSpec, engine: Any) -> tuple[Any, Any, ModelRef, Any]:
+    with engine.open(spec) as session:
+        remote = run_analysis(analysis, items, session, batch_size=BATCH)
+        stats = session.stats
+    with LocalEngine(threads=1).open(spec) as session:
+        local = run_analysis(analysis, items, session, batch_size=BATCH)
+        model = session.model
+    return remote, local, model, stats
+
+
+def test_ray_equals_local_for_every_analysis(cluster: str, tiny_model_dir: Path, shared_data: Path) -> None:
+    spec = ModelSpec(str(tiny_model_dir), device="cpu")
+    treebank = shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu"
+    sentences = list(read_treebank(treebank, limit=300))
+    remote, local, model, stats = _run_both(DepsAnalysis(), sentences, spec, RayEngine(workers=2))
+    assert stats.shards == 3 and len(set(stats.worker_pids)) == 2  # two actors, each its own process
+    assert _deps_json(model, remote, treebank) == _deps_json(model, local, treebank)
+    assert 0 < stats.state_bytes < 1_000_000
+
+    items = list(read_coref(shared_data / "coref" / "wsc273.jsonl", limit=80))
+    analysis = CorefAnalysis()
+    remote, local, _, _ = _run_both(analysis, items, spec, RayEngine(workers=2, shard_chunks=1))
+    a, b = analysis.result(remote), analysis.result(local)
+    assert np.array_equal(a.correct, b.correct) and a.skipped == b.skipped
+
+    remote, local, _, _ = _run_both(FeatureAnalysis(), sentences[:100], spec, RayEngine(workers=2, shard_chunks=1))
+    assert remote.skipped == local.skipped
+    for x, y in zip(remote.features(), local.features(), strict=True):
+        assert np.array_equal(x.attention, y.attention) and np.array_equal(x.heads, y.heads)
+
+
+def test_a_worker_killed_mid_job_is_retried(
+    cluster: str, tiny_model_dir: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "worker-died"
+    second_shard = chunk_size(BATCH) * 4
+    monkeypatch.setenv(FAULT_ENV, f"{second_shard}:{marker}")  # the worker given shard 2 exits at once, once
+    treebank = shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu"
+    sentences = list(read_treebank(treebank, limit=300))
+    spec = ModelSpec(str(tiny_model_dir), device="cpu")
+    remote, local, model, _ = _run_both(DepsAnalysis(), sentences, spec, RayEngine(workers=2))
+    assert marker.exists(), "the test hook did not kill a worker"
+    assert _deps_json(model, remote, treebank) == _deps_json(model, local, treebank)
+
+
+def test_cli_runs_on_a_cluster_by_address(cluster: str, tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
+    args = ["probe", "deps", "--treebank", str(shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu"), "--limit", "200"]
+    args += ["--batch-size", str(BATCH), "--model", str(tiny_model_dir), "--device", "cpu", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    code, out, err = run_cli(*args, "--out", tmp_path / "ray", "--engine", "ray", "--address", cluster, "--workers", "2")
+    assert code == 0, err
+    assert "report written to" in out
+    assert numbers(tmp_path / "ray" / "report.json") == numbers(tmp_path / "local" / "report.json")
