@@ -82,3 +82,12 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, wordpiece: Any) -> Path:
+    """A tiny random BERT and MiniLM's tokenizer saved as a model folder (what --model and Ray workers load)."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tiny_models.build("bert").save_pretrained(folder)
+    wordpiece.save_pretrained(folder)
+    return folder

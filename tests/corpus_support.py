@@ -1,4 +1,4 @@
-"""Helpers shared by the corpus-driver tests: a tiny model saved to disk (workers load it by path) and the CLI."""
+"""Helpers shared by the corpus-driver tests: the CLI in a child process, report numbers."""
 
 from __future__ import annotations
 
@@ -9,20 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-import tiny_models
-
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, wordpiece: Any) -> Path:
-    """A tiny random BERT and MiniLM's tokenizer saved as a model folder (what --model and Ray workers load)."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tiny_models.build("bert").save_pretrained(folder)
-    wordpiece.save_pretrained(folder)
-    return folder
 
 
 def cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

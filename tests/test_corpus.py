@@ -1,4 +1,4 @@
-"""The corpus driver on the local engine: exact merges, atomic output folders, flags, checkpoints that survive kill -9."""
+"""The corpus driver, local engine: exact merges, atomic output folders, flags, checkpoints surviving kill -9."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from corpus_support import cli, numbers, run_cli, tiny_model_dir  # noqa: F401
 
 from attnscope.cli import main
 from attnscope.corpus.checkpoint import Checkpoint
@@ -24,6 +23,7 @@ from attnscope.probe.coref_analysis import CorefAnalysis
 from attnscope.probe.data import read_coref, read_treebank
 from attnscope.probe.deps_analysis import DepsAnalysis, counts_of
 from attnscope.probe.deps_report import deps_report
+from corpus_support import cli, numbers, run_cli
 
 
 def _dev(shared_data: Path) -> Path:
@@ -115,7 +115,8 @@ def test_out_is_checked_before_the_model_loads(tmp_path: Path, capsys: pytest.Ca
     ):
         assert main([*cmd, "--out", str(taken), "--model", missing_model]) == 2
         err = capsys.readouterr().err
-        assert "is not a folder" in err and "no-such-model" not in err
+        assert "is not a folder" in err
+        assert "no-such-model" not in err
 
 
 def test_cli_replaces_an_earlier_output_and_keeps_it_on_failure(
@@ -160,7 +161,9 @@ def test_checkpoint_survives_kill_9_and_resumes_to_the_same_result(
     assert not (tmp_path / "resumed").exists()  # nothing half-written
 
     other = run_cli(*[*job[:-4], "--out", tmp_path / "other", "--checkpoint", ck, "--max-offset", "5"])
-    assert other[0] == 2 and "belongs to another job" in other[2] and "max_offset" in other[2]
+    assert other[0] == 2
+    assert "belongs to another job" in other[2]
+    assert "max_offset" in other[2]
 
     code, _, err = run_cli(*job)
     assert code == 0, err
@@ -173,7 +176,8 @@ def test_checkpoint_refuses_garbage(tmp_path: Path) -> None:
     ck = Checkpoint(tmp_path, {"a": 1}, every=10)
     ck.save({"x": np.arange(3)}, 10)
     state, done = Checkpoint(tmp_path, {"a": 1}, every=10).load() or (None, 0)
-    assert done == 10 and np.array_equal(state["x"], np.arange(3))
+    assert done == 10
+    assert np.array_equal(state["x"], np.arange(3))
     with pytest.raises(InputError, match="another job"):
         Checkpoint(tmp_path, {"a": 2}, every=10).load()
     (tmp_path / "meta.json").write_text("{")
@@ -185,7 +189,7 @@ def test_readers_stream_text_conllu_and_jsonl(tmp_path: Path, shared_data: Path)
     from attnscope.errors import DataFileError
 
     first = next(read_corpus(_dev(shared_data)))
-    assert first.text == next(read_treebank(_dev(shared_data))).text or first.text
+    assert first.text  # the "# text" line, as written (not the words joined)
     assert sum(1 for _ in islice(read_corpus(_dev(shared_data)), 50)) == 50
     plain = tmp_path / "c.txt"
     plain.write_text("one text\n\n  two  \n", encoding="utf-8")
@@ -196,6 +200,6 @@ def test_readers_stream_text_conllu_and_jsonl(tmp_path: Path, shared_data: Path)
     lines.write_text('{"text": "A"}\n{"txt": "C"}\n', encoding="utf-8")
     with pytest.raises(DataFileError, match=r"c\.jsonl:2"):
         list(read_corpus(lines))
+    (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(DataFileError, match="no texts"):
-        (tmp_path / "empty.txt").write_text("\n")
         list(read_corpus(tmp_path / "empty.txt"))

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from corpus_support import numbers, run_cli, tiny_model_dir  # noqa: F401
 
 from attnscope.cli import main
 from attnscope.corpus.driver import run_analysis
@@ -21,6 +20,7 @@ from attnscope.probe.data import read_coref, read_treebank
 from attnscope.probe.deps_analysis import DepsAnalysis, counts_of
 from attnscope.probe.deps_report import deps_report
 from attnscope.probe.train_analysis import FeatureAnalysis
+from corpus_support import numbers, run_cli
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'attnscope[ray]' to test --engine ray")
 from attnscope.corpus.ray_engine import RayEngine  # noqa: E402
@@ -66,7 +66,8 @@ def test_ray_equals_local_for_every_analysis(cluster: str, tiny_model_dir: Path,
     treebank = shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu"
     sentences = list(read_treebank(treebank, limit=300))
     remote, local, model, stats = _run_both(DepsAnalysis(), sentences, spec, RayEngine(workers=2))
-    assert stats.shards == 3 and len(set(stats.worker_pids)) == 2  # two actors, each its own process
+    assert stats.shards == 3
+    assert len(set(stats.worker_pids)) == 2  # two actors, each its own process
     assert _deps_json(model, remote, treebank) == _deps_json(model, local, treebank)
     assert 0 < stats.state_bytes < 1_000_000
 
@@ -74,12 +75,14 @@ def test_ray_equals_local_for_every_analysis(cluster: str, tiny_model_dir: Path,
     analysis = CorefAnalysis()
     remote, local, _, _ = _run_both(analysis, items, spec, RayEngine(workers=2, shard_chunks=1))
     a, b = analysis.result(remote), analysis.result(local)
-    assert np.array_equal(a.correct, b.correct) and a.skipped == b.skipped
+    assert np.array_equal(a.correct, b.correct)
+    assert a.skipped == b.skipped
 
     remote, local, _, _ = _run_both(FeatureAnalysis(), sentences[:100], spec, RayEngine(workers=2, shard_chunks=1))
     assert remote.skipped == local.skipped
     for x, y in zip(remote.features(), local.features(), strict=True):
-        assert np.array_equal(x.attention, y.attention) and np.array_equal(x.heads, y.heads)
+        assert np.array_equal(x.attention, y.attention)
+        assert np.array_equal(x.heads, y.heads)
 
 
 def test_a_worker_killed_mid_job_is_retried(
@@ -96,11 +99,15 @@ def test_a_worker_killed_mid_job_is_retried(
     assert _deps_json(model, remote, treebank) == _deps_json(model, local, treebank)
 
 
-def test_cli_runs_on_a_cluster_by_address(cluster: str, tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
+def test_cli_runs_on_a_cluster_by_address(
+    cluster: str, tiny_model_dir: Path, shared_data: Path, tmp_path: Path
+) -> None:
     args = ["probe", "deps", "--treebank", str(shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu"), "--limit", "200"]
     args += ["--batch-size", str(BATCH), "--model", str(tiny_model_dir), "--device", "cpu", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "local")]) == 0
-    code, out, err = run_cli(*args, "--out", tmp_path / "ray", "--engine", "ray", "--address", cluster, "--workers", "2")
+    code, out, err = run_cli(
+        *args, "--out", tmp_path / "ray", "--engine", "ray", "--address", cluster, "--workers", "2"
+    )
     assert code == 0, err
     assert "report written to" in out
     assert numbers(tmp_path / "ray" / "report.json") == numbers(tmp_path / "local" / "report.json")

@@ -68,6 +68,7 @@ class RunStats:
     state_bytes: int = 0
     worker_pids: list[int] = field(default_factory=list)
     worker_peak_rss_kb: list[int] = field(default_factory=list)
+    worker_cpu_s: list[float] = field(default_factory=list)
 
 
 class Session(Protocol):
@@ -93,6 +94,12 @@ def peak_rss_kb() -> int:
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def trace_items(
@@ -183,9 +190,9 @@ class CorpusWorker:
         """The model's name and facts, and this worker's process id."""
         return self.handle.name, self.handle.info, os.getpid()
 
-    def peak_rss_kb(self) -> int:
-        """This worker process's peak resident memory, in KiB."""
-        return peak_rss_kb()
+    def usage(self) -> tuple[int, float]:
+        """This worker process's peak resident memory (KiB) and CPU time (user + system seconds)."""
+        return peak_rss_kb(), cpu_seconds()
 
     def process(
         self, analysis: Analysis[Any, Any], start: int, items: list[Any], batch_size: int

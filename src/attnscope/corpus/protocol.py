@@ -67,7 +67,7 @@ class Analysis(ABC, Generic[ItemT, StateT]):
     """One analysis over a corpus: how to trace an item, a partial state, how to update, merge and finalize it.
 
     To add one: subclass, give it a ``name``, keep its settings as plain attributes (they go into
-    :meth:`fingerprint`), and implement the five methods below. The driver does the rest (flags, batching,
+    :meth:`fingerprint`), and implement the methods below. The driver does the rest (flags, batching,
     engines, checkpoints, atomic output).
     """
 

@@ -161,7 +161,9 @@ class _RaySession:
             self.stats.shards += 1
             submit()
             yield start, n, state
-        self.stats.worker_peak_rss_kb = _get(self.ray, [a.peak_rss_kb.remote() for a in self.actors])
+        usage = _get(self.ray, [a.usage.remote() for a in self.actors])
+        self.stats.worker_peak_rss_kb = [rss for rss, _ in usage]
+        self.stats.worker_cpu_s = [cpu for _, cpu in usage]
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         result: T = _get(self.ray, self.actors[0].call.remote(fn, args))
