@@ -62,7 +62,10 @@ class DepsAnalysis(Analysis[Sentence, DepsState]):
             known = set(state.counts.examples)
             state.counts.add(sentence, words, None, aligned)
             if aligned.any():
-                state.share += fixed_point(np.asarray(share, dtype=np.float64)[..., aligned].sum(-1))
+                words_share = np.asarray(share, dtype=np.float64)
+                if words_share.shape[-1] != int(aligned.sum()):  # over every word: keep those with tokens
+                    words_share = words_share[..., aligned]
+                state.share += fixed_point(words_share.sum(-1))
             for label in state.counts.examples.keys() - known:
                 state.example_at[label] = start + i
 
