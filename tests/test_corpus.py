@@ -14,6 +14,7 @@ import pytest
 
 from attnscope.cli import main
 from attnscope.corpus.checkpoint import Checkpoint
+from attnscope.corpus.driver import analyze
 from attnscope.corpus.engines import LocalEngine, chunk_size, process_shard
 from attnscope.corpus.output import replace_folder
 from attnscope.corpus.protocol import ModelRef, dumps_state, loads_state
@@ -46,6 +47,9 @@ def test_merge_is_exact_whatever_the_sharding(tiny: Any, shared_data: Path) -> N
     merged = analysis.merge(analysis.merge(left, right), parts[1])
     assert _report(handle, merged, _dev(shared_data)) == _report(handle, whole, _dev(shared_data))
     assert merged.counts.examples == whole.counts.examples  # the same example sentences, from the same items
+    driven, session = analyze(analysis, iter(sentences), handle, batch_size=bs)  # the driver, streaming
+    assert session.stats.shards == 5
+    assert _report(handle, driven, _dev(shared_data)) == _report(handle, whole, _dev(shared_data))
 
 
 def test_state_round_trips_and_stays_small_without_torch(tiny: Any, shared_data: Path) -> None:

@@ -79,6 +79,29 @@ def run_analysis(
     return state
 
 
+def analyze(
+    analysis: Analysis[ItemT, StateT],
+    items: Iterable[ItemT],
+    model: Any = None,
+    *,
+    engine: Any = None,
+    batch_size: int = 16,
+    checkpoint: Checkpoint | None = None,
+    progress: bool | None = None,
+) -> tuple[StateT, Session]:
+    """Open ``engine`` (default local) on ``model`` (a ModelSpec, a loaded handle, a name or None for the embedded
+    model), run ``analysis`` over ``items`` and return the merged state and the (closed) session's facts.
+
+    The Python face of the driver, e.g. ``analyze(DepsAnalysis(), read_treebank(f), "bert-base-uncased",
+    engine=RayEngine(address="HEAD:6379"))``.
+    """
+    if model is None or isinstance(model, str):
+        model = ModelSpec(model)
+    with (engine or LocalEngine()).open(model) as session:
+        state = run_analysis(analysis, items, session, batch_size=batch_size, checkpoint=checkpoint, progress=progress)
+    return state, session
+
+
 def _shards(items: Iterable[ItemT], size: int, skip: int) -> Iterator[tuple[int, list[ItemT]]]:
     """(start, items) runs of ``size`` items, after skipping the first ``skip`` (checkpointed) items."""
     it = iter(items)
