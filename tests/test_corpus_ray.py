@@ -111,3 +111,26 @@ def test_cli_runs_on_a_cluster_by_address(
     assert code == 0, err
     assert "report written to" in out
     assert numbers(tmp_path / "ray" / "report.json") == numbers(tmp_path / "local" / "report.json")
+
+
+def test_a_local_checkpoint_resumes_on_ray(
+    cluster: str, tiny_model_dir: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    from attnscope.corpus.checkpoint import Checkpoint
+
+    treebank = shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu"
+    sentences = list(read_treebank(treebank, limit=300))
+    spec = ModelSpec(str(tiny_model_dir), device="cpu")
+    job = {"analysis": "probe deps", "model": spec.identity()}
+    with LocalEngine(threads=1).open(spec) as session:  # the first 128 sentences, checkpointed
+        run_analysis(
+            DepsAnalysis(), sentences[:128], session, batch_size=BATCH, checkpoint=Checkpoint(tmp_path, job, 32)
+        )
+        whole = run_analysis(DepsAnalysis(), sentences, session, batch_size=BATCH)
+        model = session.model
+    with RayEngine(workers=2).open(spec) as session:  # the rest on Ray, from the checkpoint
+        resumed = run_analysis(
+            DepsAnalysis(), sentences, session, batch_size=BATCH, checkpoint=Checkpoint(tmp_path, job, 32)
+        )
+        assert session.stats.shards == 2  # items 128..299: shards at 128 and 256
+    assert _deps_json(model, resumed, treebank) == _deps_json(model, whole, treebank)
