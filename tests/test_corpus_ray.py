@@ -111,6 +111,8 @@ def test_cli_runs_on_a_cluster_by_address(
     assert code == 0, err
     assert "report written to" in out
     assert numbers(tmp_path / "ray" / "report.json") == numbers(tmp_path / "local" / "report.json")
+    # the page's head views of example sentences were computed by a worker: the same page
+    assert (tmp_path / "ray" / "index.html").read_bytes() == (tmp_path / "local" / "index.html").read_bytes()
 
 
 def test_a_local_checkpoint_resumes_on_ray(
