@@ -121,6 +121,9 @@ def test_out_is_checked_before_the_model_loads(tmp_path: Path, capsys: pytest.Ca
         err = capsys.readouterr().err
         assert "is not a folder" in err
         assert "no-such-model" not in err
+    out = tmp_path / "out"
+    assert main(["probe", "deps", "--treebank", str(tree), "--out", str(out), "--checkpoint", str(out / "ck")]) == 2
+    assert "outside --out" in capsys.readouterr().err
 
 
 def test_cli_replaces_an_earlier_output_and_keeps_it_on_failure(

@@ -187,8 +187,10 @@ class CorpusJob:
         if args.engine != "ray" and (args.address is not None or args.workers is not None):
             raise InputError("--address and --workers go with --engine ray")
         check_out_folder(args.out)
-        if args.checkpoint is not None and args.checkpoint.resolve() == args.out.resolve():
-            raise InputError("--checkpoint must be another folder than --out (the output folder is replaced)")
+        if args.checkpoint is not None:
+            ck, out = args.checkpoint.resolve(), args.out.resolve()
+            if ck == out or out in ck.parents:
+                raise InputError("--checkpoint must lie outside --out (the output folder is replaced as a whole)")
         model = ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code)
         engine: Any
         if args.engine == "ray":

@@ -9,6 +9,7 @@ shard gives the same numbers. Needs ``pip install attnscope[ray]``, and attnscop
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from collections import deque
@@ -52,6 +53,8 @@ class RayEngine:
         for name, value in (("--workers", workers), ("threads", threads), ("shard_chunks", shard_chunks)):
             if value is not None and value < 1:
                 raise InputError(f"{name} must be at least 1, got {value}")
+        if importlib.util.find_spec("ray") is None:
+            raise InputError("--engine ray needs Ray: pip install 'attnscope[ray]'")
         self.address = address
         self.workers = workers
         self.threads = threads
