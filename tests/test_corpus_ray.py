@@ -136,3 +136,12 @@ def test_a_local_checkpoint_resumes_on_ray(
         )
         assert session.stats.shards == 2  # items 128..299: shards at 128 and 256
     assert _deps_json(model, resumed, treebank) == _deps_json(model, whole, treebank)
+
+
+def test_an_address_where_no_cluster_listens_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = tmp_path / "t.conllu"
+    tree.write_text("1\tHi\thi\tX\tX\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
+    args = ["probe", "deps", "--treebank", str(tree), "--out", str(tmp_path / "out")]
+    assert main([*args, "--engine", "ray", "--address", "127.0.0.1:1"]) == 2
+    assert "cannot reach a Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from attnscope.errors import AttnscopeError, InputError
 
 T = TypeVar("T")
 IN_FLIGHT_PER_WORKER = 2
+CONNECT_TIMEOUT_S = 5.0
 
 
 def _ray() -> Any:
@@ -67,7 +69,9 @@ class RayEngine:
         if not isinstance(model, ModelSpec):
             raise InputError("Ray workers load the model themselves: pass a model name or folder, not a loaded model")
         ray = _ray()
-        started = not ray.is_initialized()
+        if self.address:
+            _check_reachable(self.address)
+        started = not ray.is_initialized()  # already connected (a notebook, tests): use that cluster
         if started:
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="warning")
@@ -100,6 +104,23 @@ class RayEngine:
                 ray.kill(actor)
             if started:
                 ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, with one clear line, when nothing listens at a ``host:port`` cluster address.
+
+    (Ray itself keeps retrying for minutes.) ``auto`` and other forms are left to Ray.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise InputError(
+            f"cannot reach a Ray cluster at {address} ({err.strerror or err}); start one there with "
+            "'ray start --head' or check --address"
+        ) from None
 
 
 def _get(ray: Any, refs: Any) -> Any:
