@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from attnscope.corpus.protocol import dumps_state, loads_state
 from attnscope.errors import InputError
+from attnscope.files import write_atomic
 
 FORMAT = 1
 STATE, META = "state.bin", "meta.json"
@@ -84,9 +83,9 @@ class Checkpoint:
     def save(self, state: Any, done: int) -> None:
         """Save ``state`` as covering the first ``done`` items (state first, then meta: both atomic)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.folder / STATE, dumps_state(state))
+        write_atomic(self.folder / STATE, dumps_state(state), "checkpoint")
         meta = {"format": FORMAT, "fingerprint": self.fingerprint, "items_done": done, "job": self.job}
-        _atomic_write(self.folder / META, (json.dumps(meta, indent=1, default=str) + "\n").encode("utf-8"))
+        write_atomic(self.folder / META, json.dumps(meta, indent=1, default=str) + "\n", "checkpoint")
         self._saved_at = done
 
     def clear(self) -> None:
@@ -104,16 +103,3 @@ def _differences(theirs: Any, ours: Mapping[str, Any]) -> str:
     if not keys:
         return "made by another attnscope version"
     return "differs in " + ", ".join(f"{k}: {theirs.get(k)!r} then, {ours.get(k)!r} now" for k in keys[:4])
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

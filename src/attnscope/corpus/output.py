@@ -15,7 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from attnscope.errors import InputError
+from attnscope.errors import InputError, OutputError
+from attnscope.files import umask_mode
 
 
 def check_out_folder(out: str | Path) -> Path:
@@ -53,10 +54,11 @@ def replace_folder(out: str | Path, files: Mapping[str, str | bytes]) -> Path:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
             raise InputError(f"output file name {name!r} must be a relative path inside the output folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
-    old: Path | None = None
+    staging: Path | None = None
+    old: Path | None = None  # the earlier output, parked here until the new one is in place
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
         for name, content in files.items():
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +66,7 @@ def replace_folder(out: str | Path, files: Mapping[str, str | bytes]) -> Path:
                 path.write_bytes(content)
             else:
                 path.write_text(content, encoding="utf-8")
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; an output folder is an ordinary folder
+        staging.chmod(umask_mode(0o777))  # mkdtemp makes it private; an output folder is an ordinary folder
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
             os.replace(target, old / "out")
@@ -72,16 +74,19 @@ def replace_folder(out: str | Path, files: Mapping[str, str | bytes]) -> Path:
             os.replace(staging, target)
         except OSError:
             if old is not None:
-                os.replace(old / "out", target)  # put the earlier output back
+                os.replace(old / "out", target)  # put the earlier output back (if this fails, old is kept)
+                shutil.rmtree(old, ignore_errors=True)
+                old = None
             raise
         return target
+    except OSError as err:
+        kept = ""
+        if old is not None and (old / "out").exists():
+            kept = f"; the earlier output is in {old / 'out'}"
+            old = None  # never delete what could not be put back
+        raise OutputError(f"cannot write the output folder {target}: {err.strerror or err}{kept}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
