@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from attnscope.cli import main
+from attnscope.corpus.output import replace_folder
 from attnscope.errors import InputError
 from attnscope.probe.data import Sentence
 from attnscope.probe.deps import ALL, DepsCounts
-from attnscope.probe.report import SCHEMA_VERSION, report_header, to_json, write_outputs
+from attnscope.probe.report import SCHEMA_VERSION, report_header, to_json
 from attnscope.traces import ModelInfo
 
 
@@ -133,15 +134,15 @@ def test_base_labels_merge_subtypes() -> None:
     assert "nmod:poss" not in merged.labels
 
 
-def test_write_outputs_is_all_or_nothing(tmp_path: Path) -> None:
+def test_output_folder_is_all_or_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(TypeError):
-        write_outputs(out, {"a.txt": "fine", "b.txt": 3})  # type: ignore[dict-item]
+        replace_folder(out, {"a.txt": "fine", "b.txt": 3})  # type: ignore[dict-item]
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="relative path"):
-        write_outputs(out, {"../escape.txt": "x"})
-    write_outputs(out, {"a.txt": "x", "sub/b.bin": b"\x00"})
+        replace_folder(out, {"../escape.txt": "x"})
+    replace_folder(out, {"a.txt": "x", "sub/b.bin": b"\x00"})
     assert (out / "a.txt").read_text() == "x"
     assert (out / "sub" / "b.bin").read_bytes() == b"\x00"
     with pytest.raises(InputError, match="schema_version"):

@@ -1,8 +1,7 @@
 """Writing probing results: report.json (versioned), report.md, PNG heatmaps and an offline HTML page.
 
-Every ``probe`` command builds its files in memory and hands them to :func:`write_outputs`, which
-writes them into a temporary folder beside ``--out`` and only then moves them in, so a failed run
-leaves nothing half-written.
+Every ``probe`` command builds its files in memory; the corpus driver writes them as a whole new ``--out``
+folder, swapped in only when the run succeeded (:func:`attnscope.corpus.output.replace_folder`).
 
 report.json always holds ``schema_version`` (this module's :data:`SCHEMA_VERSION`), ``analysis``
 (``"deps"``, ``"coref"``, ``"train"``), ``model`` (name, architecture, layers, heads), ``data`` (file,
@@ -17,9 +16,6 @@ import html
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -167,50 +163,6 @@ def png_data_uri(png: bytes) -> str:
 def escape(text: Any) -> str:
     """Text made safe to place in HTML (element content or quoted attribute)."""
     return html.escape(str(text), quote=True)
-
-
-def check_out(out: str | Path) -> None:
-    """Fail before any work if ``out`` cannot become the output folder."""
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise InputError(f"--out {target} exists and is not a folder; choose a folder name")
-    parent = next((p for p in (target, *target.parents) if p.exists()), None)
-    if parent is not None and not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write into {parent}; choose another --out folder")
-
-
-def write_outputs(out: str | Path, files: Mapping[str, str | bytes]) -> list[Path]:
-    """Write ``files`` (relative name -> text or bytes) into folder ``out``, all or nothing.
-
-    Files go first into a temporary folder beside ``out`` and are moved in once all are written; other
-    files already in ``out`` are left alone.
-    """
-    target = Path(out)
-    check_out(target)
-    for name in files:
-        rel = Path(name)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise InputError(f"output file name {name!r} must be a relative path inside the output folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        for name, content in files.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, encoding="utf-8")
-        target.mkdir(exist_ok=True)
-        written = []
-        for name in files:
-            dest = target / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, dest)
-            written.append(dest)
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def heatmap_page(title: str, intro: str, sections: Sequence[Mapping[str, Any]], extra_html: str = "") -> str:
