@@ -301,6 +301,9 @@ def save(pg: Any, path: Path, done: Any) -> Any:
     pytest.fail(f"the notebook was not saved as expected: {html_outputs(nb)[:300]}")
 
 
+ACTIVE_CELL = (
+    "() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].findIndex((c) => c.matches('.jp-mod-active'))"
+)
 MODEL_FRAME = """(root) => {
     const frame = root.querySelector('.as-modelview .as-frame');
     const out = root.closest('.jp-OutputArea-output');
@@ -345,6 +348,17 @@ def test_front_end_runs_saves_and_reopens_the_views(browser: Any, server: Server
         box = root.evaluate(MODEL_FRAME)
         assert box["frameLeft"] < box["last"] <= box["frame"] + 0.5, box
         root.screenshot(path=str(shots / f"{server.app}-model-scrolled.png"))
+
+        # Keys on a view move inside the view; the notebook's cell cursor stays where it is.
+        pg.locator(".attnscope-root[data-attnscope-view=head] .as-headview canvas").first.focus()
+        pg.wait_for_timeout(200)
+        active = pg.evaluate(ACTIVE_CELL)  # the cell of the focused output
+        for key in ("ArrowDown", "ArrowDown", "ArrowRight"):
+            pg.keyboard.press(key)
+        head = pg.locator(".attnscope-root[data-attnscope-view=head] .as-headview").first
+        assert head.evaluate("e => e.dataset.cursor") == "k2"
+        assert pg.evaluate("document.activeElement.tagName") == "CANVAS"
+        assert pg.evaluate(ACTIVE_CELL) == active
 
         saved = save(pg, path, lambda nb: html_outputs(nb).count('class="attnscope-root') == VIEWS)
         assert html_outputs(saved).count(embed.bundle()) == 1  # one bundle per document

@@ -7,6 +7,7 @@
 // still pending, so a document may hold it several times, or once for many roots (notebooks).
 
 import { STYLE, checkbox, el, fill, select, uid } from "./dom";
+import { installKeys } from "./keys";
 import { installLinks } from "./links";
 import { PAYLOAD_VERSION, Payload, checkPayload } from "./payload";
 import { VIEWS, makeView } from "./registry";
@@ -148,7 +149,10 @@ function install(): void {
     return;
   }
   window.attnscope = { version: PAYLOAD_VERSION, key, render, renderPending };
-  if (!existing) installLinks(document, (element, payload) => window.attnscope!.render(element, payload));
+  if (!existing) {
+    installLinks(document, (element, payload) => window.attnscope!.render(element, payload));
+    installKeys(window);
+  }
   renderPending();
 }
 
