@@ -63,6 +63,18 @@ def test_bundle_goes_with_the_first_output_only(kernel: dict[str, Any], trace: T
     assert bundle not in head_view(trace)._repr_html_()
 
 
+def test_forgetting_the_bundle_makes_the_next_output_carry_it(kernel: dict[str, Any], trace: Trace) -> None:
+    run(kernel, "cell-a", "m1")
+    assert embed.bundle() in head_view(trace)._repr_html_()
+    run(kernel, "cell-b", "m2")
+    assert embed.bundle() not in head_view(trace)._repr_html_()
+    embed.forget_notebook_bundle()  # the carrier's cell was deleted
+    run(kernel, "cell-b", "m3")
+    assert embed.bundle() in head_view(trace)._repr_html_()
+    run(kernel, "cell-c", "m4")
+    assert embed.bundle() not in head_view(trace)._repr_html_()
+
+
 def test_without_a_cell_id_every_output_carries_the_bundle(kernel: dict[str, Any], trace: Trace) -> None:
     kernel.clear()  # a front end that sends no cell id
     assert embed.bundle() in head_view(trace)._repr_html_()
@@ -111,6 +123,7 @@ def test_an_output_without_its_bundle_says_why(browser: Any, kernel: dict[str, A
         root = pg.locator(".attnscope-root")
         assert root.get_attribute("data-attnscope-state") == "pending"
         assert "first view output of this notebook" in root.inner_text()
+        assert "forget_notebook_bundle()" in root.inner_text()  # the way out when the carrier's cell is gone
     finally:
         pg.close()
 

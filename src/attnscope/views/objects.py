@@ -102,7 +102,8 @@ class View:
             return self.fragment()
         note = (
             "attnscope view: it needs JavaScript and the attnscope script that the first view output of this "
-            "notebook carries (trust the notebook; if that output was cleared, run its cell again)."
+            "notebook carries (trust the notebook; if that output was cleared, run its cell again; if that cell "
+            "is gone, run attnscope.views.embed.forget_notebook_bundle() and then this cell)."
         )
         return self._root(note) + LOADER
 
