@@ -1,0 +1,138 @@
+"""Heads compared: Jensen–Shannon distances between heads, a 2-D map of them, and clusters.
+
+Following Clark et al. (2019), §6: the distance between heads g and h is sqrt of their Jensen–Shannon
+divergence (base 2, so in [0, 1]) between the attention distributions of the same query token,
+averaged over query rows (the rows of :mod:`attnscope.heads.tokens`). The partial state holds the
+[N, N] sum of divergences over rows and the row count, so it merges by addition. Like Clark et al.,
+who used 1,000 segments, only the first ``max_sentences`` sentences of the corpus (by corpus index)
+are used: the cost grows as N² x rows, and the distances settle long before.
+
+The 2-D map is classical (Torgerson) MDS of the distance matrix. Clusters: average-linkage
+hierarchical clustering (scipy), cut in the middle of the largest gap between successive merge
+heights (between 2 and N/2 clusters) unless a number of clusters is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from attnscope.errors import InputError
+from attnscope.heads.tokens import KeyKinds, key_kinds
+from attnscope.traces import Trace
+
+F64 = NDArray[np.float64]
+
+
+def _entropy2(p: F64) -> F64:
+    """Shannon entropy in bits along the last axis (0 log 0 = 0)."""
+    return np.asarray(-(p * np.log2(np.where(p > 0, p, 1.0))).sum(-1))
+
+
+def js_divergence_sums(probs: F64) -> F64:
+    """Sum over rows of the JS divergence (bits) between every pair of heads: probs [N, R, K] -> [N, N]."""
+    n = probs.shape[0]
+    own = _entropy2(probs)  # [N, R]
+    out = np.zeros((n, n))
+    for h in range(n):
+        mixed = _entropy2((probs[h][None] + probs[h:]) / 2.0)  # [N-h, R]
+        js = np.maximum(mixed - (own[h][None] + own[h:]) / 2.0, 0.0).sum(-1)
+        out[h, h:] = js
+        out[h:, h] = js
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+@dataclass
+class HeadDistances:
+    """Mergeable sums of pairwise JS divergences between the heads of one stack."""
+
+    num_layers: int
+    num_heads: int
+    stack: str
+    max_sentences: int = 1000
+    rows: int = 0
+    sentences: int = 0
+    js_sum: F64 = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        n = self.num_layers * self.num_heads
+        if self.js_sum.shape != (n, n):
+            self.js_sum = np.zeros((n, n))
+
+    def update(self, trace: Trace, index: int | None = None) -> None:
+        """Add one traced sentence (ignored beyond the first ``max_sentences`` of the corpus)."""
+        if self.stack not in trace.attention:
+            raise InputError(f"this trace has no {self.stack} attention (its stacks: {', '.join(trace.stacks)})")
+        self.update_attention(trace.attention[self.stack], key_kinds(trace, self.stack), index)
+
+    def update_attention(self, attention: NDArray[np.floating], kinds: KeyKinds, index: int | None = None) -> None:
+        """Add one sentence given as attention [L, H, T, T] and its row mask."""
+        index = self.sentences if index is None else int(index)
+        self.sentences += 1
+        if index >= self.max_sentences:
+            return
+        rows = np.flatnonzero(kinds.rows)
+        if rows.size == 0:
+            return
+        att = np.asarray(attention, dtype=np.float64)
+        probs = att[:, :, rows, :].reshape(self.num_layers * self.num_heads, rows.size, att.shape[-1])
+        self.js_sum += js_divergence_sums(probs)
+        self.rows += rows.size
+
+    def merge(self, other: HeadDistances) -> HeadDistances:
+        """Add another partial state of the same model and stack into this one (returns self)."""
+        if (other.num_layers, other.num_heads, other.stack, other.max_sentences) != (
+            self.num_layers,
+            self.num_heads,
+            self.stack,
+            self.max_sentences,
+        ):
+            raise InputError("cannot merge head distances of different models, stacks or sentence limits")
+        self.js_sum += other.js_sum
+        self.rows += other.rows
+        self.sentences += other.sentences
+        return self
+
+    def distances(self) -> F64:
+        """[N, N] JS distances (sqrt of the mean divergence), heads numbered layer * H + head."""
+        if self.rows == 0:
+            raise InputError("no query rows were seen: cannot compare heads on an empty corpus")
+        return np.asarray(np.sqrt(self.js_sum / self.rows))
+
+
+def classical_mds(distances: F64, dims: int = 2) -> F64:
+    """Classical MDS: points [N, dims] whose Euclidean distances best match ``distances`` (sign fixed)."""
+    d2 = np.asarray(distances, dtype=np.float64) ** 2
+    n = d2.shape[0]
+    centre = np.eye(n) - np.full((n, n), 1.0 / n)
+    gram = -0.5 * centre @ d2 @ centre
+    values, vectors = np.linalg.eigh((gram + gram.T) / 2.0)
+    order = np.argsort(values)[::-1][:dims]
+    coords = vectors[:, order] * np.sqrt(np.maximum(values[order], 0.0))
+    signs = np.sign(coords[np.abs(coords).argmax(axis=0), np.arange(coords.shape[1])])
+    return np.asarray(coords * np.where(signs == 0, 1.0, signs))
+
+
+def cluster_heads(distances: F64, n_clusters: int | None = None) -> NDArray[np.int64]:
+    """Cluster label (0-based, numbered by first head) per head: average linkage, cut at the largest gap."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    n = distances.shape[0]
+    if n < 3:
+        return np.zeros(n, dtype=np.int64)
+    condensed = squareform(np.asarray(distances, dtype=np.float64), checks=False)
+    tree = linkage(condensed, method="average")
+    if n_clusters is None:
+        heights = tree[:, 2]
+        lo, hi = 2, max(2, n // 2)
+        # cutting after merge i leaves n - 1 - i clusters; keep counts within [lo, hi]
+        candidates = [i for i in range(n - 2) if lo <= n - 1 - i <= hi]
+        best = max(candidates, key=lambda i: (heights[i + 1] - heights[i], -i))
+        n_clusters = n - 1 - best
+    labels = fcluster(tree, t=n_clusters, criterion="maxclust")
+    renumber: dict[int, int] = {}
+    return np.array([renumber.setdefault(int(x), len(renumber)) for x in labels], dtype=np.int64)

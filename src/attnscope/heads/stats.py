@@ -1,0 +1,244 @@
+"""Per-head statistics over a corpus, as a mergeable partial state (sums and counts, no torch objects).
+
+For every head of one self-attention stack, averaged over query rows (see :mod:`attnscope.heads.tokens`
+for which rows and key kinds), each row weighing the same whatever sentence it is in:
+
+- ``first``, ``sep``, ``punct``: the share of the row's attention on keys of that kind;
+- ``offsets``: the share on the key at each fixed offset d in -K..K (0 = itself, -1 = the previous
+  token, +1 = the next one); the best offset is the d with the largest share;
+- ``entropy`` (nats; Clark et al.'s broad heads) and ``entropy_norm`` (entropy / log of the number of
+  keys the row could attend to; rows with one key are left out of it), ``max_weight`` (mean largest
+  weight, Voita et al.'s confidence) and ``distance`` (mean |query - key| in tokens, weighted by attention).
+
+Kovaleva et al. (2019) classified attention maps by eye into five types. This is an operationalisation
+of those types by numbers, not their classifier. For one sentence and head, with the sentence means
+V = first + sep share, D = share on offsets -1, 0, +1 and B = share on non-special keys of the query's
+own segment outside that band (only for two-segment inputs):
+``vertical+diagonal`` if V >= 0.25 and D >= 0.25 and V + D >= 0.6; else ``vertical`` if V >= 0.6; else
+``diagonal`` if D >= 0.6; else ``block`` if the input has two segments and B >= 0.6; else
+``heterogeneous``. Each head reports the share of sentences of each type.
+
+The state also keeps, per head and behaviour (first, sep, punct, broad, each offset), the one sentence
+where that behaviour is strongest (its sentence mean, among sentences with at least 3 rows): a top-1
+record that merges by taking the larger score (the lower corpus index on a tie).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from attnscope.errors import InputError
+from attnscope.heads.tokens import KeyKinds, key_kinds
+from attnscope.traces import Trace
+
+PATTERNS = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
+ROW_STATS = ("first", "sep", "punct", "entropy", "max_weight", "distance")
+MIN_EXAMPLE_ROWS = 3
+_TINY = 1e-30
+
+F64 = NDArray[np.float64]
+
+
+def behaviours(max_offset: int) -> tuple[str, ...]:
+    """Names of the behaviours whose strongest sentence is kept: first, sep, punct, broad, offsets."""
+    return ("first", "sep", "punct", "broad", *(f"offset{d:+d}" for d in range(-max_offset, max_offset + 1)))
+
+
+@dataclass
+class HeadStats:
+    """Mergeable sums of per-head attention statistics over one stack (see the module docstring)."""
+
+    num_layers: int
+    num_heads: int
+    stack: str
+    max_offset: int = 5
+    rows: int = 0
+    sentences: int = 0
+    sums: dict[str, F64] = field(default_factory=dict)
+    entropy_norm_sum: F64 = field(default_factory=lambda: np.zeros(0))
+    entropy_norm_rows: int = 0
+    offsets: F64 = field(default_factory=lambda: np.zeros(0))
+    patterns: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sep_rows: int = 0
+    best_score: F64 = field(default_factory=lambda: np.zeros(0))
+    best_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    texts: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shape = (self.num_layers, self.num_heads)
+        if not self.sums:
+            self.sums = {name: np.zeros(shape) for name in ROW_STATS}
+        if self.entropy_norm_sum.shape != shape:
+            self.entropy_norm_sum = np.zeros(shape)
+        width = 2 * self.max_offset + 1
+        if self.offsets.shape != (*shape, width):
+            self.offsets = np.zeros((*shape, width))
+        if self.patterns.shape != (*shape, len(PATTERNS)):
+            self.patterns = np.zeros((*shape, len(PATTERNS)), dtype=np.int64)
+        n_beh = len(behaviours(self.max_offset))
+        if self.best_score.shape != (*shape, n_beh):
+            self.best_score = np.full((*shape, n_beh), -np.inf)
+            self.best_index = np.full((*shape, n_beh), -1, dtype=np.int64)
+
+    # -- update ---------------------------------------------------------------------------------
+    def update(self, trace: Trace, index: int | None = None) -> None:
+        """Add one traced sentence; ``index`` is its position in the corpus (default: sentences so far)."""
+        if self.stack not in trace.attention:
+            raise InputError(f"this trace has no {self.stack} attention (its stacks: {', '.join(trace.stacks)})")
+        texts = trace.target_tokens.texts if self.stack == "decoder" and trace.target_tokens else trace.tokens.texts
+        self.update_attention(trace.attention[self.stack], key_kinds(trace, self.stack), index, texts)
+
+    def update_attention(
+        self,
+        attention: NDArray[np.floating],
+        kinds: KeyKinds,
+        index: int | None = None,
+        texts: tuple[str, ...] = (),
+    ) -> None:
+        """Add one sentence given as attention [L, H, T, T] and its row/key masks."""
+        att = np.asarray(attention, dtype=np.float64)
+        if att.ndim != 4 or att.shape[:2] != (self.num_layers, self.num_heads) or att.shape[2] != att.shape[3]:
+            raise InputError(
+                f"attention of shape {att.shape} does not fit {self.num_layers} layers x {self.num_heads} heads "
+                "of square [T, T] self-attention"
+            )
+        index = self.sentences if index is None else int(index)
+        self.sentences += 1
+        row_pos = np.flatnonzero(kinds.rows)
+        if row_pos.size == 0:
+            return
+        n = att.shape[-1]
+        a = att[:, :, row_pos, :]  # [L, H, R, T]
+        per_row = {
+            "first": a @ kinds.first.astype(np.float64),
+            "sep": a @ kinds.sep.astype(np.float64),
+            "punct": a @ kinds.punct.astype(np.float64),
+            "entropy": -(a * np.log(np.maximum(a, _TINY))).sum(-1),
+            "max_weight": a.max(-1),
+            "distance": (a * np.abs(np.arange(n)[None, :] - row_pos[:, None])).sum(-1),
+        }
+        available = row_pos + 1 if self.stack == "decoder" else np.full(row_pos.size, n)
+        norm_ok = available >= 2
+        ent_norm = per_row["entropy"][..., norm_ok] / np.log(available[norm_ok])
+        offs = self._offset_shares(a, row_pos, n)  # [L, H, R, 2K+1]
+
+        for name, values in per_row.items():
+            self.sums[name] += values.sum(-1)
+        self.entropy_norm_sum += ent_norm.sum(-1)
+        self.entropy_norm_rows += int(norm_ok.sum())
+        self.offsets += offs.sum(2)
+        self.rows += row_pos.size
+        self.sep_rows += row_pos.size if kinds.sep.any() else 0
+
+        means = {name: v.mean(-1) for name, v in per_row.items()}
+        off_mean = offs.mean(2)
+        self.patterns[..., :] += self._pattern_onehot(a, kinds, row_pos, means, off_mean)
+        if row_pos.size >= MIN_EXAMPLE_ROWS:
+            broad = ent_norm.mean(-1) if ent_norm.shape[-1] else np.full(means["first"].shape, -np.inf)
+            strength = np.concatenate(
+                [np.stack([means["first"], means["sep"], means["punct"], broad], axis=-1), off_mean], axis=-1
+            )
+            self._offer(strength, index, texts)
+
+    def _offset_shares(self, a: F64, row_pos: NDArray[np.intp], n: int) -> F64:
+        k = self.max_offset
+        out = np.zeros((*a.shape[:3], 2 * k + 1))
+        for j, d in enumerate(range(-k, k + 1)):
+            cols = row_pos + d
+            ok = (cols >= 0) & (cols < n)
+            if ok.any():
+                out[:, :, ok, j] = a[:, :, np.flatnonzero(ok), cols[ok]]
+        return out
+
+    def _pattern_onehot(
+        self, a: F64, kinds: KeyKinds, row_pos: NDArray[np.intp], means: dict[str, F64], off_mean: F64
+    ) -> NDArray[np.int64]:
+        k = self.max_offset
+        v = means["first"] + means["sep"]
+        d = off_mean[..., k - 1 : k + 2].sum(-1)
+        two_segments = len(np.unique(kinds.segment)) > 1
+        if two_segments:
+            n = a.shape[-1]
+            own = (kinds.segment[row_pos][:, None] == kinds.segment[None, :]) & ~(kinds.first | kinds.sep)[None, :]
+            band = np.abs(np.arange(n)[None, :] - row_pos[:, None]) <= 1
+            b = (a * (own & ~band)).sum(-1).mean(-1)
+        else:
+            b = np.zeros_like(v)
+        kind = np.full(v.shape, PATTERNS.index("heterogeneous"))
+        kind[two_segments & (b >= 0.6)] = PATTERNS.index("block")
+        kind[d >= 0.6] = PATTERNS.index("diagonal")
+        kind[v >= 0.6] = PATTERNS.index("vertical")
+        kind[(v >= 0.25) & (d >= 0.25) & (v + d >= 0.6)] = PATTERNS.index("vertical+diagonal")
+        return np.asarray(np.eye(len(PATTERNS), dtype=np.int64)[kind])
+
+    def _offer(self, strength: F64, index: int, texts: tuple[str, ...]) -> None:
+        better = (strength > self.best_score) | ((strength == self.best_score) & (index < self.best_index))
+        if better.any():
+            self.best_score = np.where(better, strength, self.best_score)
+            self.best_index = np.where(better, index, self.best_index)
+            self.texts[index] = tuple(texts)
+            self._prune()
+
+    def _prune(self) -> None:
+        keep = set(np.unique(self.best_index).tolist())
+        self.texts = {i: t for i, t in self.texts.items() if i in keep}
+
+    # -- merge ----------------------------------------------------------------------------------
+    def merge(self, other: HeadStats) -> HeadStats:
+        """Add another partial state of the same model and stack into this one (returns self)."""
+        if (other.num_layers, other.num_heads, other.stack, other.max_offset) != (
+            self.num_layers,
+            self.num_heads,
+            self.stack,
+            self.max_offset,
+        ):
+            raise InputError("cannot merge head statistics of different models, stacks or offset ranges")
+        for name in ROW_STATS:
+            self.sums[name] += other.sums[name]
+        self.entropy_norm_sum += other.entropy_norm_sum
+        self.entropy_norm_rows += other.entropy_norm_rows
+        self.offsets += other.offsets
+        self.patterns += other.patterns
+        self.rows += other.rows
+        self.sentences += other.sentences
+        self.sep_rows += other.sep_rows
+        better = (other.best_score > self.best_score) | (
+            (other.best_score == self.best_score) & (other.best_index >= 0) & (other.best_index < self.best_index)
+        )
+        self.best_score = np.where(better, other.best_score, self.best_score)
+        self.best_index = np.where(better, other.best_index, self.best_index)
+        self.texts = {**self.texts, **other.texts}
+        self._prune()
+        return self
+
+    # -- means ----------------------------------------------------------------------------------
+    def means(self) -> dict[str, F64]:
+        """Per-head means [L, H] of every statistic (NaN where no row was seen)."""
+        if self.rows == 0:
+            raise InputError("no query rows were seen: the corpus is empty or holds only special tokens")
+        out = {name: self.sums[name] / self.rows for name in ROW_STATS}
+        k = self.max_offset
+        offsets = self.offsets / self.rows
+        out["self"], out["previous"], out["next"] = offsets[..., k], offsets[..., k - 1], offsets[..., k + 1]
+        out["entropy_norm"] = (
+            self.entropy_norm_sum / self.entropy_norm_rows
+            if self.entropy_norm_rows
+            else np.full(out["first"].shape, np.nan)
+        )
+        out["other"] = 1.0 - out["first"] - out["sep"] - out["punct"]
+        best = offsets.argmax(-1)
+        out["best_offset"] = (best - k).astype(np.float64)
+        out["best_offset_share"] = np.take_along_axis(offsets, best[..., None], -1)[..., 0]
+        return out
+
+    def offset_shares(self) -> F64:
+        """Mean share at each offset -K..K, [L, H, 2K+1]."""
+        return self.offsets / max(self.rows, 1)
+
+    def pattern_shares(self) -> F64:
+        """Share of sentences of each Kovaleva type, [L, H, 5] in the order of ``PATTERNS``."""
+        total = self.patterns.sum(-1, keepdims=True)
+        return np.asarray(np.divide(self.patterns, total, out=np.zeros(self.patterns.shape), where=total > 0))
