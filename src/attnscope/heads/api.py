@@ -15,7 +15,7 @@ import numpy as np
 
 from attnscope.errors import InputError
 from attnscope.heads.atlas import AtlasState, HeadAtlas
-from attnscope.heads.find import FindResult, PatternScores, load_pattern, named_pattern
+from attnscope.heads.find import FindResult, PatternScores, check_pattern_name, load_pattern
 from attnscope.heads.pairs import PairScores, word_pairs
 from attnscope.heads.tokens import resolve_stack
 from attnscope.loading import ModelHandle
@@ -218,7 +218,7 @@ def _find_pattern(
     elif isinstance(pattern, Path) or str(pattern).lower().endswith((".npy", ".csv")):
         matrix = load_pattern(pattern)
     else:
-        named_pattern(name, ())  # unknown names fail here, before any tracing
+        check_pattern_name(name)  # unknown names fail here, before any tracing
     scores = PatternScores(
         model.info.num_layers, model.info.num_heads, stack, name, matrix,
         exclude_bos=exclude_bos, exclude_current_token=exclude_current_token,

@@ -36,8 +36,18 @@ SCHEMA_VERSION = 1
 F64 = NDArray[np.float64]
 
 
+def check_pattern_name(name: str) -> str:
+    """``name`` if it is a named pattern, else one clear error listing them."""
+    if name not in NAMED_PATTERNS:
+        raise InputError(
+            f"unknown pattern {name!r}; choose one of {', '.join(NAMED_PATTERNS)} or give a .npy/.csv file"
+        )
+    return name
+
+
 def named_pattern(name: str, tokens: tuple[str, ...], special: NDArray[np.bool_] | None = None) -> F64:
     """The [T, T] 0/1 pattern ``name`` for a token sequence (token identity by its string)."""
+    check_pattern_name(name)
     n = len(tokens)
     if name == "previous":
         return np.eye(n, k=-1)
@@ -60,7 +70,7 @@ def named_pattern(name: str, tokens: tuple[str, ...], special: NDArray[np.bool_]
         out = np.zeros((n, n))
         out[:, 1:] = same[:, :-1]  # the key after the earlier occurrence
         return np.tril(out)
-    raise InputError(f"unknown pattern {name!r}; choose one of {', '.join(NAMED_PATTERNS)} or give a .npy/.csv file")
+    raise AssertionError(name)
 
 
 def load_pattern(path: str | Path) -> F64:
@@ -134,7 +144,7 @@ class PatternScores:
 
     def __post_init__(self) -> None:
         if self.matrix is None and self.pattern not in NAMED_PATTERNS:
-            named_pattern(self.pattern, ())  # raises the clear error
+            check_pattern_name(self.pattern)
         if self.sums.shape != (self.num_layers, self.num_heads):
             self.sums = np.zeros((self.num_layers, self.num_heads))
 

@@ -10,12 +10,14 @@ for which rows and key kinds), each row weighing the same whatever sentence it i
   keys the row could attend to; rows with one key are left out of it), ``max_weight`` (mean largest
   weight, Voita et al.'s confidence) and ``distance`` (mean |query - key| in tokens, weighted by attention).
 
-Kovaleva et al. (2019) classified attention maps by eye into five types. This is an operationalisation
-of those types by numbers, not their classifier. For one sentence and head, with the sentence means
-V = first + sep share, D = share on offsets -1, 0, +1 and B = share on non-special keys of the query's
-own segment outside that band (only for two-segment inputs):
-``vertical+diagonal`` if V >= 0.25 and D >= 0.25 and V + D >= 0.6; else ``vertical`` if V >= 0.6; else
-``diagonal`` if D >= 0.6; else ``block`` if the input has two segments and B >= 0.6; else
+Kovaleva et al. (2019) sorted attention maps by eye (and a classifier trained on those labels) into five
+types. This is an operationalisation of the types by numbers, not their classifier. For one sentence
+and head, take the sentence means V = share on special keys (first + sep: the vertical stripes), D =
+share on the band |query - key| <= 1 and, for two-segment inputs only, B = share on keys of the
+query's own segment outside V and D; turn each into its excess over chance, x' = (x - x0) / (1 - x0),
+where x0 is what uniform attention over the keys a row can see would give (so a uniform head scores 0
+and a head entirely on those keys scores 1). Then: ``vertical+diagonal`` if V' >= 0.3 and D' >= 0.3;
+else ``vertical`` if V' >= 0.5; else ``diagonal`` if D' >= 0.5; else ``block`` if B' >= 0.5; else
 ``heterogeneous``. Each head reports the share of sentences of each type.
 
 The state also keeps, per head and behaviour (first, sep, punct, broad, each offset), the one sentence
@@ -37,6 +39,7 @@ from attnscope.traces import Trace
 PATTERNS = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
 ROW_STATS = ("first", "sep", "punct", "entropy", "max_weight", "distance")
 MIN_EXAMPLE_ROWS = 3
+SINGLE, BOTH, BLOCK = 0.5, 0.3, 0.5  # Kovaleva-type thresholds on shares above chance (module docstring)
 _TINY = 1e-30
 
 F64 = NDArray[np.float64]
@@ -45,6 +48,18 @@ F64 = NDArray[np.float64]
 def behaviours(max_offset: int) -> tuple[str, ...]:
     """Names of the behaviours whose strongest sentence is kept: first, sep, punct, broad, offsets."""
     return ("first", "sep", "punct", "broad", *(f"offset{d:+d}" for d in range(-max_offset, max_offset + 1)))
+
+
+def _chance(mask: NDArray[np.bool_], avail: NDArray[np.bool_]) -> float:
+    """Share a uniform head would put on ``mask``: mean over rows of |mask| / |keys available|."""
+    return float((mask.sum(-1) / np.maximum(avail.sum(-1), 1)).mean())
+
+
+def _excess(share: F64, chance: float) -> F64:
+    """How far ``share`` is above chance, as a fraction of the room above it (0 = uniform, 1 = all)."""
+    if chance >= 1.0:
+        return np.zeros_like(share)
+    return np.asarray((share - chance) / (1.0 - chance))
 
 
 @dataclass
@@ -156,22 +171,24 @@ class HeadStats:
     def _pattern_onehot(
         self, a: F64, kinds: KeyKinds, row_pos: NDArray[np.intp], means: dict[str, F64], off_mean: F64
     ) -> NDArray[np.int64]:
+        n = a.shape[-1]
+        keys = np.arange(n)[None, :]
+        avail = keys <= row_pos[:, None] if self.stack == "decoder" else np.ones((row_pos.size, n), dtype=bool)
+        vertical = (kinds.first | kinds.sep)[None, :] & avail
+        band = (np.abs(keys - row_pos[:, None]) <= 1) & avail
         k = self.max_offset
-        v = means["first"] + means["sep"]
-        d = off_mean[..., k - 1 : k + 2].sum(-1)
+        v = _excess(means["first"] + means["sep"], _chance(vertical, avail))
+        d = _excess(off_mean[..., k - 1 : k + 2].sum(-1), _chance(band, avail))
         two_segments = len(np.unique(kinds.segment)) > 1
+        b = np.zeros_like(v)
         if two_segments:
-            n = a.shape[-1]
-            own = (kinds.segment[row_pos][:, None] == kinds.segment[None, :]) & ~(kinds.first | kinds.sep)[None, :]
-            band = np.abs(np.arange(n)[None, :] - row_pos[:, None]) <= 1
-            b = (a * (own & ~band)).sum(-1).mean(-1)
-        else:
-            b = np.zeros_like(v)
+            own = (kinds.segment[row_pos][:, None] == kinds.segment[None, :]) & ~vertical & ~band & avail
+            b = _excess((a * own).sum(-1).mean(-1), _chance(own, avail))
         kind = np.full(v.shape, PATTERNS.index("heterogeneous"))
-        kind[two_segments & (b >= 0.6)] = PATTERNS.index("block")
-        kind[d >= 0.6] = PATTERNS.index("diagonal")
-        kind[v >= 0.6] = PATTERNS.index("vertical")
-        kind[(v >= 0.25) & (d >= 0.25) & (v + d >= 0.6)] = PATTERNS.index("vertical+diagonal")
+        kind[b >= BLOCK] = PATTERNS.index("block")
+        kind[d >= SINGLE] = PATTERNS.index("diagonal")
+        kind[v >= SINGLE] = PATTERNS.index("vertical")
+        kind[(v >= BOTH) & (d >= BOTH)] = PATTERNS.index("vertical+diagonal")
         return np.asarray(np.eye(len(PATTERNS), dtype=np.int64)[kind])
 
     def _offer(self, strength: F64, index: int, texts: tuple[str, ...]) -> None:
