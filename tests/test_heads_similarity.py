@@ -1,0 +1,69 @@
+"""Heads compared: JS distances against scipy's, MDS recovering a known layout, clusters, merging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from attnscope.heads.similarity import HeadDistances, classical_mds, cluster_heads, js_divergence_sums
+from attnscope.heads.tokens import KeyKinds
+
+
+def test_js_sums_equal_scipy_pair_by_pair() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7), size=(5, 4))  # 5 heads, 4 rows, 7 keys
+    probs[1, 0] = [1, 0, 0, 0, 0, 0, 0]  # zeros must not produce NaN
+    sums = js_divergence_sums(probs)
+    for g in range(5):
+        for h in range(5):
+            expected = sum(jensenshannon(probs[g, r], probs[h, r], base=2) ** 2 for r in range(4))
+            assert sums[g, h] == pytest.approx(expected, abs=1e-9)
+
+
+def kinds(n: int) -> KeyKinds:
+    rows = np.ones(n, dtype=bool)
+    none = np.zeros(n, dtype=bool)
+    return KeyKinds(rows=rows, first=none, sep=none, punct=none, segment=np.zeros(n, dtype=np.int8))
+
+
+def test_identical_and_disjoint_heads() -> None:
+    att = np.zeros((1, 3, 4, 4))
+    att[0, 0] = np.eye(4)
+    att[0, 1] = np.eye(4)
+    att[0, 2] = np.roll(np.eye(4), 1, axis=1)
+    dist = HeadDistances(1, 3, "encoder")
+    dist.update_attention(att, kinds(4), 0)
+    d = dist.distances()
+    assert d[0, 1] == 0.0 and d[0, 2] == pytest.approx(1.0) and d[2, 1] == pytest.approx(1.0)
+
+
+def test_merge_and_sentence_limit() -> None:
+    rng = np.random.default_rng(1)
+    atts = [rng.dirichlet(np.ones(5), size=(2, 2, 5)) for _ in range(6)]
+    whole = HeadDistances(2, 2, "encoder", max_sentences=4)
+    for i, a in enumerate(atts):
+        whole.update_attention(a, kinds(5), i)
+    a_part, b_part = HeadDistances(2, 2, "encoder", max_sentences=4), HeadDistances(2, 2, "encoder", max_sentences=4)
+    for i, a in enumerate(atts):
+        (a_part if i % 2 else b_part).update_attention(a, kinds(5), i)
+    merged = a_part.merge(b_part)
+    assert merged.rows == whole.rows == 4 * 5  # sentences 4 and 5 lie beyond the limit
+    np.testing.assert_allclose(merged.distances(), whole.distances(), atol=1e-12)
+
+
+def test_mds_recovers_a_planar_layout() -> None:
+    points = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [3.0, 4.0], [1.0, 1.0]])
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    coords = classical_mds(d)
+    np.testing.assert_allclose(np.linalg.norm(coords[:, None] - coords[None], axis=-1), d, atol=1e-9)
+
+
+def test_clusters_split_at_the_largest_gap() -> None:
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    rng = np.random.default_rng(2)
+    points = np.concatenate([c + rng.normal(0, 0.3, (4, 2)) for c in centres])
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    labels = cluster_heads(d)
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert len(set(cluster_heads(d, n_clusters=2).tolist())) == 2
