@@ -59,7 +59,7 @@ def test_pattern_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a numeric matrix"):
         load_pattern(tmp_path / "bad.csv")
     (tmp_path / "p.txt").write_text("1")
-    with pytest.raises(InputError, match=".npy or .csv"):
+    with pytest.raises(InputError, match=r"\.npy or \.csv"):
         load_pattern(tmp_path / "p.txt")
     with pytest.raises(InputError, match="not found"):
         load_pattern(tmp_path / "missing.npy")

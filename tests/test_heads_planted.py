@@ -45,7 +45,8 @@ def test_detectors_over_a_corpus(planted: Any) -> None:
     assert above(previous) == {PLANTED["previous"]}  # rows 1.. of 17-token sentences: 16/17 = 0.94
     first = find_heads(planted, SENTENCES, pattern="first")
     assert above(first) == {PLANTED["first"]}
-    assert first.query["inputs"] == "corpus" and first.query["sequences_scored"] == len(SENTENCES)
+    assert first.query["inputs"] == "corpus"
+    assert first.query["sequences_scored"] == len(SENTENCES)
 
 
 def test_roles_of_the_planted_heads(planted: Any) -> None:
@@ -56,7 +57,8 @@ def test_roles_of_the_planted_heads(planted: Any) -> None:
     assert atlas.role(0, 0).role == "broad"  # zero weights: uniform attention
     report = atlas.to_json()
     cell = report["heads"][0][1]
-    assert cell["stats"]["previous"] > 0.99 and cell["patterns"]["diagonal"] == 1.0
+    assert cell["stats"]["previous"] > 0.99
+    assert cell["patterns"]["diagonal"] == 1.0
     assert cell["example"]["text"] in SENTENCES
     claims = {c["claim"]: c for c in report["claims"]}
     assert claims["previous/next-token heads exist in low layers"]["holds"] is True
@@ -68,7 +70,8 @@ def test_from_to_finder_ranks_the_planted_head_first(planted: Any) -> None:
     ranking = result.ranking()
     top = ranking[0]
     assert (top["layer"], top["head"]) == PLANTED["it_cat"]
-    assert top["score"] > 0.9 and top["ratio"] > 3
+    assert top["score"] > 0.9
+    assert top["ratio"] > 3
     assert top["ci"][0] > ranking[1]["score"]  # the interval clears the runner-up
     assert len(result.examples) == len(SENTENCES)
     again = find_heads(planted, SENTENCES, from_word="it", to_word="cat", seed=0)

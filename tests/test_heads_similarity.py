@@ -18,7 +18,7 @@ def test_js_sums_equal_scipy_pair_by_pair() -> None:
     for g in range(5):
         for h in range(5):
             expected = sum(jensenshannon(probs[g, r], probs[h, r], base=2) ** 2 for r in range(4))
-            assert sums[g, h] == pytest.approx(expected, abs=1e-9)
+            assert sums[g, h] == pytest.approx(expected, abs=2e-6)  # float32 inside
 
 
 def kinds(n: int) -> KeyKinds:
@@ -35,7 +35,9 @@ def test_identical_and_disjoint_heads() -> None:
     dist = HeadDistances(1, 3, "encoder")
     dist.update_attention(att, kinds(4), 0)
     d = dist.distances()
-    assert d[0, 1] == 0.0 and d[0, 2] == pytest.approx(1.0) and d[2, 1] == pytest.approx(1.0)
+    assert d[0, 1] == 0.0
+    assert d[0, 2] == pytest.approx(1.0)
+    assert d[2, 1] == pytest.approx(1.0)
 
 
 def test_merge_and_sentence_limit() -> None:

@@ -46,17 +46,22 @@ def test_rows_and_key_kinds() -> None:
     dec = key_kinds(decoder_trace(np.zeros((1, 1, 3, 3), np.float32), ["a", "b", "."]), "decoder")
     assert dec.rows.tolist() == [False, True, True]  # position 0 (the sink) is no row in a decoder
     assert dec.first.tolist() == [True, False, False]
-    assert is_punctuation("...") and is_punctuation("«") and not is_punctuation("a.") and not is_punctuation("")
+    assert is_punctuation("...")
+    assert is_punctuation("«")
+    assert not is_punctuation("a.")
+    assert not is_punctuation("")
 
 
 def test_exact_values_on_hand_made_attention() -> None:
     stats = HeadStats(1, 2, "encoder", max_offset=2)
     stats.update(encoder_trace(previous_and_uniform()))
     m = stats.means()
-    assert stats.rows == 4 and stats.sentences == 1
+    assert stats.rows == 4
+    assert stats.sentences == 1
     # head 0: rows 1..4 attend to tokens 0..3 ([CLS], the, cat, ",")
     expected0 = {"first": 0.25, "sep": 0.0, "punct": 0.25, "previous": 1.0, "self": 0.0, "next": 0.0,
-                 "entropy": 0.0, "max_weight": 1.0, "distance": 1.0, "best_offset": -1.0, "best_offset_share": 1.0}  # fmt: skip
+                 "entropy": 0.0, "max_weight": 1.0, "distance": 1.0, "best_offset": -1.0,
+                 "best_offset_share": 1.0}  # fmt: skip
     for key, value in expected0.items():
         assert m[key][0, 0] == pytest.approx(value, abs=1e-6), key
     # head 1: uniform over 6 keys
@@ -120,7 +125,8 @@ def test_book_claims_with_numbers() -> None:
     heads["previous"][1, 1] = 0.8
     claims = book_claims(layers, heads, has_sep=True)
     assert [c["holds"] for c in claims] == [True, True, True]
-    assert claims[0]["lower"] == pytest.approx(0.55) and claims[1]["upper"] == pytest.approx(0.45)
+    assert claims[0]["lower"] == pytest.approx(0.55)
+    assert claims[1]["upper"] == pytest.approx(0.45)
     assert claims[2]["best"] == {"layer": 1, "head": 1, "kind": "previous", "score": 0.8}
     assert book_claims(layers, heads, has_sep=False)[1]["holds"] is None
 
@@ -149,12 +155,16 @@ def test_merge_equals_a_single_pass_and_pickles() -> None:
     merged = pickle.loads(pickle.dumps(parts[2])).merge(parts[0]).merge(parts[1])
     a, b = whole.finalize().to_json(), merged.finalize().to_json()
     assert a == b
-    assert a["schema_version"] == 1 and len(a["heads"]) == 2 and len(a["heads"][0]) == 3
+    assert a["schema_version"] == 1
+    assert len(a["heads"]) == 2
+    assert len(a["heads"][0]) == 3
     assert set(a["heads"][0][0]["stats"]) >= {"first", "sep", "punct", "self", "previous", "next", "entropy"}
     assert set(a["layers"][0]) == {"cls", "sep", "punct", "other"}
     assert sum(a["layers"][1].values()) == pytest.approx(1.0, abs=1e-5)
     example = a["heads"][1][2]["example"]
-    assert example is not None and example["text"] == "" and 0 <= example["index"] < 12  # from_attentions: no text
+    assert example is not None
+    assert example["text"] == ""
+    assert 0 <= example["index"] < 12
 
 
 def test_best_example_is_the_strongest_sentence() -> None:
@@ -167,7 +177,8 @@ def test_best_example_is_the_strongest_sentence() -> None:
     assert atlas.role(0, 0).role == "previous"  # (4 x 1/6 + 4 x 1) / 8 rows = 0.583
     assert atlas.role(0, 0).score == pytest.approx(7 / 12)
     example = atlas.examples[0][0]
-    assert example is not None and (example["index"], example["behaviour"]) == (7, "offset-1")
+    assert example is not None
+    assert (example["index"], example["behaviour"]) == (7, "offset-1")
     assert example["score"] == pytest.approx(1.0)
 
 
