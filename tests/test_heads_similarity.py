@@ -61,7 +61,7 @@ def test_mds_recovers_a_planar_layout() -> None:
     np.testing.assert_allclose(np.linalg.norm(coords[:, None] - coords[None], axis=-1), d, atol=1e-9)
 
 
-def test_clusters_split_at_the_largest_gap() -> None:
+def test_clusters_cut_by_silhouette() -> None:
     centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     rng = np.random.default_rng(2)
     points = np.concatenate([c + rng.normal(0, 0.3, (4, 2)) for c in centres])
@@ -69,3 +69,16 @@ def test_clusters_split_at_the_largest_gap() -> None:
     labels = cluster_heads(d)
     assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert len(set(cluster_heads(d, n_clusters=2).tolist())) == 2
+
+
+def test_silhouette_by_hand() -> None:
+    from attnscope.heads.similarity import silhouette
+
+    d = np.array([[0, 1, 4, 5], [1, 0, 4, 4], [4, 4, 0, 2], [5, 4, 2, 0]], dtype=float)
+    labels = np.array([0, 0, 1, 1])
+    # point 0: a = 1, b = (4 + 5) / 2 = 4.5 -> 3.5 / 4.5; point 1: a = 1, b = 4 -> 3 / 4
+    # point 2: a = 2, b = 4 -> 0.5; point 3: a = 2, b = 4.5 -> 2.5 / 4.5
+    expected = (3.5 / 4.5 + 3 / 4 + 0.5 + 2.5 / 4.5) / 4
+    assert silhouette(d, labels) == pytest.approx(expected)
+    # singletons count 0; points 2 and 3: a = 2, b = the nearer singleton, 4 -> 0.5 each
+    assert silhouette(d, np.array([0, 1, 2, 2])) == pytest.approx((0 + 0 + 0.5 + 0.5) / 4)

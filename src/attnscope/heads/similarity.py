@@ -8,8 +8,8 @@ who used 1,000 segments, only the first ``max_sentences`` sentences of the corpu
 are used: the cost grows as N² x rows, and the distances settle long before.
 
 The 2-D map is classical (Torgerson) MDS of the distance matrix. Clusters: average-linkage
-hierarchical clustering (scipy), cut in the middle of the largest gap between successive merge
-heights (between 2 and N/2 clusters) unless a number of clusters is asked for.
+hierarchical clustering (scipy), cut at the number of clusters (2 to min(N/2, 20)) with the largest
+mean silhouette width, unless a number of clusters is asked for.
 """
 
 from __future__ import annotations
@@ -122,23 +122,39 @@ def classical_mds(distances: F64, dims: int = 2) -> F64:
     return np.asarray(coords * np.where(signs == 0, 1.0, signs))
 
 
-def cluster_heads(distances: F64, n_clusters: int | None = None) -> NDArray[np.int64]:
-    """Cluster label (0-based, numbered by first head) per head: average linkage, cut at the largest gap."""
+def silhouette(distances: F64, labels: NDArray[np.int64]) -> float:
+    """Mean silhouette width of a clustering from its distance matrix (a point alone in its cluster: 0)."""
+    n = len(labels)
+    clusters = np.unique(labels)
+    member = labels[:, None] == clusters[None, :]  # [N, C]
+    sizes = member.sum(0)
+    mean_to = (distances @ member) / np.maximum(sizes, 1)  # [N, C] mean distance to each cluster
+    own = member.argmax(1)
+    own_size = sizes[own]
+    a = mean_to[np.arange(n), own] * own_size / np.maximum(own_size - 1, 1)  # leave the point itself out
+    other = np.where(member, np.inf, mean_to).min(1)
+    width = np.where(own_size > 1, (other - a) / np.maximum(np.maximum(a, other), 1e-12), 0.0)
+    return float(width.mean())
+
+
+def cluster_heads(distances: F64, n_clusters: int | None = None, max_clusters: int = 20) -> NDArray[np.int64]:
+    """Cluster label per head (0-based, numbered in head order): average linkage, cut by silhouette.
+
+    Without ``n_clusters``, the cut keeps the number of clusters in 2..min(N/2, ``max_clusters``) with
+    the largest mean silhouette width (the smallest such number on a tie).
+    """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
-    n = distances.shape[0]
-    if n < 3:
+    d = np.asarray(distances, dtype=np.float64)
+    n = d.shape[0]
+    if n < 4:
         return np.zeros(n, dtype=np.int64)
-    condensed = squareform(np.asarray(distances, dtype=np.float64), checks=False)
-    tree = linkage(condensed, method="average")
+    tree = linkage(squareform(d, checks=False), method="average")
     if n_clusters is None:
-        heights = tree[:, 2]
-        lo, hi = 2, max(2, n // 2)
-        # cutting after merge i leaves n - 1 - i clusters; keep counts within [lo, hi]
-        candidates = [i for i in range(n - 2) if lo <= n - 1 - i <= hi]
-        best = max(candidates, key=lambda i: (heights[i + 1] - heights[i], -i))
-        n_clusters = n - 1 - best
+        counts = range(2, max(2, min(n // 2, max_clusters)) + 1)
+        widths = [silhouette(d, fcluster(tree, t=k, criterion="maxclust").astype(np.int64)) for k in counts]
+        n_clusters = list(counts)[int(np.argmax(widths))]
     labels = fcluster(tree, t=n_clusters, criterion="maxclust")
     renumber: dict[int, int] = {}
     return np.array([renumber.setdefault(int(x), len(renumber)) for x in labels], dtype=np.int64)
