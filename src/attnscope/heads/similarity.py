@@ -7,9 +7,11 @@ averaged over query rows (the rows of :mod:`attnscope.heads.tokens`). The partia
 who used 1,000 segments, only the first ``max_sentences`` sentences of the corpus (by corpus index)
 are used: the cost grows as N² x rows, and the distances settle long before.
 
-The 2-D map is classical (Torgerson) MDS of the distance matrix. Clusters: average-linkage
-hierarchical clustering (scipy), cut at the number of clusters (2 to min(N/2, 20)) with the largest
-mean silhouette width, unless a number of clusters is asked for.
+The 2-D map is classical (Torgerson) MDS of the distance matrix. Clusters: Ward hierarchical
+clustering (scipy) of the distances (the square root of the JS divergence is a metric that embeds in
+a Euclidean space, Endres & Schindelin 2003, so Ward's criterion applies), cut at the number of
+clusters (2 to min(N/2, 20)) with the largest mean silhouette width, unless a number is asked for.
+Average linkage was tried first: on MiniLM it split one outlier head from the 71 others.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def silhouette(distances: F64, labels: NDArray[np.int64]) -> float:
 
 
 def cluster_heads(distances: F64, n_clusters: int | None = None, max_clusters: int = 20) -> NDArray[np.int64]:
-    """Cluster label per head (0-based, numbered in head order): average linkage, cut by silhouette.
+    """Cluster label per head (0-based, numbered in head order): Ward linkage, cut by silhouette.
 
     Without ``n_clusters``, the cut keeps the number of clusters in 2..min(N/2, ``max_clusters``) with
     the largest mean silhouette width (the smallest such number on a tie).
@@ -150,7 +152,7 @@ def cluster_heads(distances: F64, n_clusters: int | None = None, max_clusters: i
     n = d.shape[0]
     if n < 4:
         return np.zeros(n, dtype=np.int64)
-    tree = linkage(squareform(d, checks=False), method="average")
+    tree = linkage(squareform(d, checks=False), method="ward")
     if n_clusters is None:
         counts = range(2, max(2, min(n // 2, max_clusters)) + 1)
         widths = [silhouette(d, fcluster(tree, t=k, criterion="maxclust").astype(np.int64)) for k in counts]
