@@ -155,6 +155,9 @@ def test_merge_equals_a_single_pass_and_pickles() -> None:
     merged = pickle.loads(pickle.dumps(parts[2])).merge(parts[0]).merge(parts[1])
     a, b = whole.finalize().to_json(), merged.finalize().to_json()
     assert a == b
+    for name, values in whole.stats.sums.items():  # exact integer sums: the same bits in any merge order
+        assert np.array_equal(values, merged.stats.sums[name]), name
+    assert np.array_equal(whole.distances.js_sum, merged.distances.js_sum)
     assert a["schema_version"] == 1
     assert len(a["heads"]) == 2
     assert len(a["heads"][0]) == 3

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.errors import InputError
+from attnscope.heads.exact import from_units, to_units, zeros
 from attnscope.traces import Trace
 
 NAMED_PATTERNS = ("previous", "next", "self", "first", "duplicate", "induction")
@@ -138,7 +139,7 @@ class PatternScores:
     matrix: F64 | None = None
     exclude_bos: bool = False
     exclude_current_token: bool = False
-    sums: F64 = field(default_factory=lambda: np.zeros(0))
+    sums: NDArray[np.int64] = field(default_factory=lambda: zeros(0))
     count: int = 0
     sequences: int = 0
 
@@ -146,7 +147,7 @@ class PatternScores:
         if self.matrix is None and self.pattern not in NAMED_PATTERNS:
             check_pattern_name(self.pattern)
         if self.sums.shape != (self.num_layers, self.num_heads):
-            self.sums = np.zeros((self.num_layers, self.num_heads))
+            self.sums = zeros(self.num_layers, self.num_heads)
 
     def update(self, trace: Trace, index: int | None = None) -> None:
         """Score one traced sequence and add it."""
@@ -173,7 +174,7 @@ class PatternScores:
             targeted_rows=self.pattern in TARGETED,
         )
         if scores is not None:
-            self.sums += scores
+            self.sums += to_units(scores)
             self.count += 1
 
     def merge(self, other: PatternScores) -> PatternScores:
@@ -195,7 +196,7 @@ class PatternScores:
         if self.count == 0:
             what = "no sequence had a token occurring twice" if self.pattern in TARGETED else "no sequence was scored"
             raise InputError(f"cannot score pattern {self.pattern!r}: {what}")
-        scores = self.sums / self.count
+        scores = from_units(self.sums) / self.count
         return FindResult(
             method="pattern",
             query={

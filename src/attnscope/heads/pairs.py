@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.errors import InputError
+from attnscope.heads.exact import from_units, to_units, zeros
 from attnscope.heads.find import FindResult
 from attnscope.probe.words import token_to_word, word_attention
 from attnscope.traces import Trace
@@ -65,14 +66,14 @@ class PairScores:
     max_distance: int = 64
     values: list[F64] = field(default_factory=list)
     meta: list[dict[str, Any]] = field(default_factory=list)
-    base_sum: F64 = field(default_factory=lambda: np.zeros(0))
+    base_sum: NDArray[np.int64] = field(default_factory=lambda: zeros(0))
     base_count: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sentences: int = 0
 
     def __post_init__(self) -> None:
         width = 2 * self.max_distance + 1
         if self.base_sum.shape != (self.num_layers, self.num_heads, width):
-            self.base_sum = np.zeros((self.num_layers, self.num_heads, width))
+            self.base_sum = zeros(self.num_layers, self.num_heads, width)
             self.base_count = np.zeros(width, dtype=np.int64)
 
     def update(self, trace: Trace, pairs: list[tuple[Span, Span]], index: int | None = None) -> None:
@@ -110,7 +111,8 @@ class PairScores:
         self.base_count += np.bincount(flat_d, minlength=self.base_count.size)
         for layer in range(self.num_layers):
             for head in range(self.num_heads):
-                self.base_sum[layer, head] += np.bincount(flat_d, sub[layer, head][off], self.base_count.size)
+                sums = np.asarray(np.bincount(flat_d, sub[layer, head][off], self.base_count.size), dtype=np.float64)
+                self.base_sum[layer, head] += to_units(sums)
 
     def merge(self, other: PairScores) -> PairScores:
         """Add another partial state of the same model and stack into this one (returns self)."""
@@ -138,7 +140,10 @@ class PairScores:
         mean = values.mean(0)
         dist = np.clip([m["distance"] for m in meta], -self.max_distance, self.max_distance) + self.max_distance
         baseline = np.divide(
-            self.base_sum, self.base_count, out=np.full(self.base_sum.shape, np.nan), where=self.base_count > 0
+            from_units(self.base_sum),
+            self.base_count,
+            out=np.full(self.base_sum.shape, np.nan),
+            where=self.base_count > 0,
         )
         expected = baseline[:, :, dist].mean(-1)
         ratio = np.divide(mean, expected, out=np.full(mean.shape, np.nan), where=expected > 0)

@@ -3,7 +3,8 @@
 Following Clark et al. (2019), §6: the distance between heads g and h is sqrt of their Jensen–Shannon
 divergence (base 2, so in [0, 1]) between the attention distributions of the same query token,
 averaged over query rows (the rows of :mod:`attnscope.heads.tokens`). The partial state holds the
-[N, N] sum of divergences over rows and the row count, so it merges by addition. Like Clark et al.,
+[N, N] sum of divergences over rows (exact integer units, :mod:`attnscope.heads.exact`) and the row
+count, so it merges by addition in any order. Like Clark et al.,
 who used 1,000 segments, only the first ``max_sentences`` sentences of the corpus (by corpus index)
 are used: the cost grows as N² x rows, and the distances settle long before.
 
@@ -22,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.errors import InputError
+from attnscope.heads.exact import from_units, to_units, zeros
 from attnscope.heads.tokens import KeyKinds, key_kinds
 from attnscope.traces import Trace
 
@@ -63,12 +65,12 @@ class HeadDistances:
     max_sentences: int = 1000
     rows: int = 0
     sentences: int = 0
-    js_sum: F64 = field(default_factory=lambda: np.zeros(0))
+    js_sum: NDArray[np.int64] = field(default_factory=lambda: zeros(0))
 
     def __post_init__(self) -> None:
         n = self.num_layers * self.num_heads
         if self.js_sum.shape != (n, n):
-            self.js_sum = np.zeros((n, n))
+            self.js_sum = zeros(n, n)
 
     def update(self, trace: Trace, index: int | None = None) -> None:
         """Add one traced sentence (ignored beyond the first ``max_sentences`` of the corpus)."""
@@ -87,7 +89,7 @@ class HeadDistances:
             return
         att = np.asarray(attention, dtype=np.float32)
         probs = att[:, :, rows, :].reshape(self.num_layers * self.num_heads, rows.size, att.shape[-1])
-        self.js_sum += js_divergence_sums(probs)
+        self.js_sum += to_units(js_divergence_sums(probs))
         self.rows += rows.size
 
     def merge(self, other: HeadDistances) -> HeadDistances:
@@ -108,7 +110,7 @@ class HeadDistances:
         """[N, N] JS distances (sqrt of the mean divergence), heads numbered layer * H + head."""
         if self.rows == 0:
             raise InputError("no query rows were seen: cannot compare heads on an empty corpus")
-        return np.asarray(np.sqrt(self.js_sum / self.rows))
+        return np.asarray(np.sqrt(from_units(self.js_sum) / self.rows))
 
 
 def classical_mds(distances: F64, dims: int = 2) -> F64:

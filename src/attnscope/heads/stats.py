@@ -1,5 +1,7 @@
 """Per-head statistics over a corpus, as a mergeable partial state (sums and counts, no torch objects).
 
+Sums are exact integers (:mod:`attnscope.heads.exact`), so merging in any order gives the same bits.
+
 For every head of one self-attention stack, averaged over query rows (see :mod:`attnscope.heads.tokens`
 for which rows and key kinds), each row weighing the same whatever sentence it is in:
 
@@ -33,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.errors import InputError
+from attnscope.heads.exact import from_units, to_units, zeros
 from attnscope.heads.tokens import KeyKinds, key_kinds
 from attnscope.traces import Trace
 
@@ -43,6 +46,7 @@ SINGLE, BOTH, BLOCK = 0.5, 0.3, 0.5  # Kovaleva-type thresholds on shares above 
 _TINY = 1e-30
 
 F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
 
 
 def behaviours(max_offset: int) -> tuple[str, ...]:
@@ -72,10 +76,10 @@ class HeadStats:
     max_offset: int = 5
     rows: int = 0
     sentences: int = 0
-    sums: dict[str, F64] = field(default_factory=dict)
-    entropy_norm_sum: F64 = field(default_factory=lambda: np.zeros(0))
+    sums: dict[str, I64] = field(default_factory=dict)
+    entropy_norm_sum: I64 = field(default_factory=lambda: zeros(0))
     entropy_norm_rows: int = 0
-    offsets: F64 = field(default_factory=lambda: np.zeros(0))
+    offsets: I64 = field(default_factory=lambda: zeros(0))
     patterns: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sep_rows: int = 0
     best_score: F64 = field(default_factory=lambda: np.zeros(0))
@@ -85,12 +89,12 @@ class HeadStats:
     def __post_init__(self) -> None:
         shape = (self.num_layers, self.num_heads)
         if not self.sums:
-            self.sums = {name: np.zeros(shape) for name in ROW_STATS}
+            self.sums = {name: zeros(*shape) for name in ROW_STATS}
         if self.entropy_norm_sum.shape != shape:
-            self.entropy_norm_sum = np.zeros(shape)
+            self.entropy_norm_sum = zeros(*shape)
         width = 2 * self.max_offset + 1
         if self.offsets.shape != (*shape, width):
-            self.offsets = np.zeros((*shape, width))
+            self.offsets = zeros(*shape, width)
         if self.patterns.shape != (*shape, len(PATTERNS)):
             self.patterns = np.zeros((*shape, len(PATTERNS)), dtype=np.int64)
         n_beh = len(behaviours(self.max_offset))
@@ -141,10 +145,10 @@ class HeadStats:
         offs = self._offset_shares(a, row_pos, n)  # [L, H, R, 2K+1]
 
         for name, values in per_row.items():
-            self.sums[name] += values.sum(-1)
-        self.entropy_norm_sum += ent_norm.sum(-1)
+            self.sums[name] += to_units(values.sum(-1))
+        self.entropy_norm_sum += to_units(ent_norm.sum(-1))
         self.entropy_norm_rows += int(norm_ok.sum())
-        self.offsets += offs.sum(2)
+        self.offsets += to_units(offs.sum(2))
         self.rows += row_pos.size
         self.sep_rows += row_pos.size if kinds.sep.any() else 0
 
@@ -236,12 +240,12 @@ class HeadStats:
         """Per-head means [L, H] of every statistic (NaN where no row was seen)."""
         if self.rows == 0:
             raise InputError("no query rows were seen: the corpus is empty or holds only special tokens")
-        out = {name: self.sums[name] / self.rows for name in ROW_STATS}
+        out = {name: from_units(self.sums[name]) / self.rows for name in ROW_STATS}
         k = self.max_offset
-        offsets = self.offsets / self.rows
+        offsets = from_units(self.offsets) / self.rows
         out["self"], out["previous"], out["next"] = offsets[..., k], offsets[..., k - 1], offsets[..., k + 1]
         out["entropy_norm"] = (
-            self.entropy_norm_sum / self.entropy_norm_rows
+            from_units(self.entropy_norm_sum) / self.entropy_norm_rows
             if self.entropy_norm_rows
             else np.full(out["first"].shape, np.nan)
         )
@@ -253,7 +257,7 @@ class HeadStats:
 
     def offset_shares(self) -> F64:
         """Mean share at each offset -K..K, [L, H, 2K+1]."""
-        return self.offsets / max(self.rows, 1)
+        return from_units(self.offsets) / max(self.rows, 1)
 
     def pattern_shares(self) -> F64:
         """Share of sentences of each Kovaleva type, [L, H, 5] in the order of ``PATTERNS``."""
