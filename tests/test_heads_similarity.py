@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
+from attnscope.heads.rows import KeyKinds
 from attnscope.heads.similarity import HeadDistances, classical_mds, cluster_heads, js_divergence_sums
-from attnscope.heads.tokens import KeyKinds
 
 
 def test_js_sums_equal_scipy_pair_by_pair() -> None:

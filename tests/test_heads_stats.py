@@ -11,8 +11,8 @@ import pytest
 from attnscope.errors import InputError
 from attnscope.heads import AtlasState
 from attnscope.heads.roles import assign_role, book_claims
+from attnscope.heads.rows import is_punctuation, key_kinds, resolve_stack
 from attnscope.heads.stats import PATTERNS, HeadStats
-from attnscope.heads.tokens import is_punctuation, key_kinds, resolve_stack
 from attnscope.tokens import Tokens
 from attnscope.traces import ModelInfo, Trace
 

@@ -17,7 +17,7 @@ from attnscope.errors import InputError
 from attnscope.heads.atlas import AtlasState, HeadAtlas
 from attnscope.heads.find import FindResult, PatternScores, check_pattern_name, load_pattern
 from attnscope.heads.pairs import PairScores, word_pairs
-from attnscope.heads.tokens import resolve_stack
+from attnscope.heads.rows import resolve_stack
 from attnscope.loading import ModelHandle
 from attnscope.traces import Trace
 

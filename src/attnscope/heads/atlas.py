@@ -15,9 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attnscope.heads.roles import BROAD_THRESHOLD, SHARE_THRESHOLD, Role, assign_role, book_claims
+from attnscope.heads.rows import resolve_stack
 from attnscope.heads.similarity import HeadDistances, classical_mds, cluster_heads
 from attnscope.heads.stats import PATTERNS, HeadStats, behaviours
-from attnscope.heads.tokens import resolve_stack
 from attnscope.traces import ModelInfo, Trace
 
 SCHEMA_VERSION = 1

@@ -2,7 +2,7 @@
 
 Following Clark et al. (2019), §6: the distance between heads g and h is sqrt of their Jensen–Shannon
 divergence (base 2, so in [0, 1]) between the attention distributions of the same query token,
-averaged over query rows (the rows of :mod:`attnscope.heads.tokens`). The partial state holds the
+averaged over query rows (the rows of :mod:`attnscope.heads.rows`). The partial state holds the
 [N, N] sum of divergences over rows (exact integer units, :mod:`attnscope.heads.exact`) and the row
 count, so it merges by addition in any order. Like Clark et al.,
 who used 1,000 segments, only the first ``max_sentences`` sentences of the corpus (by corpus index)
@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from attnscope.errors import InputError
 from attnscope.heads.exact import from_units, to_units, zeros
-from attnscope.heads.tokens import KeyKinds, key_kinds
+from attnscope.heads.rows import KeyKinds, key_kinds
 from attnscope.traces import Trace
 
 F64 = NDArray[np.float64]

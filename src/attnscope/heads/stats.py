@@ -2,7 +2,7 @@
 
 Sums are exact integers (:mod:`attnscope.heads.exact`), so merging in any order gives the same bits.
 
-For every head of one self-attention stack, averaged over query rows (see :mod:`attnscope.heads.tokens`
+For every head of one self-attention stack, averaged over query rows (see :mod:`attnscope.heads.rows`
 for which rows and key kinds), each row weighing the same whatever sentence it is in:
 
 - ``first``, ``sep``, ``punct``: the share of the row's attention on keys of that kind;
@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from attnscope.errors import InputError
 from attnscope.heads.exact import from_units, to_units, zeros
-from attnscope.heads.tokens import KeyKinds, key_kinds
+from attnscope.heads.rows import KeyKinds, key_kinds
 from attnscope.traces import Trace
 
 PATTERNS = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
