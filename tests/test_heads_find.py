@@ -71,6 +71,7 @@ def test_words_and_pairs() -> None:
     assert word_occurrences(text, "CAT") == [(4, 7), (16, 19)]
     assert len(word_pairs(text, "it", "cat")) == 4
     assert word_pairs(text, "it", "dog") == []
+    assert word_pairs("New York is in New York", "new york", "york") == [((0, 8), (19, 23))]
     assert sentence_words("New York is big", [(0, 8)]) == [(0, 8), (9, 11), (12, 15)]
     with pytest.raises(InputError, match="empty"):
         word_occurrences(text, " ")
@@ -97,6 +98,8 @@ def test_finder_bad_input(tiny: Callable[[str], Any], tmp_path: Path) -> None:
     np.save(tmp_path / "odd.npy", np.eye(7))  # [CLS] + 2 x span + [SEP] is even
     with pytest.raises(InputError, match="must be square with a size of 2 \\+ 2 x span"):
         find_heads(bert, pattern=tmp_path / "odd.npy", generated=True)
+    with pytest.raises(InputError, match="spans overlap"):
+        find_heads(bert, pairs=[{"text": "a cat", "from": [2, 5], "to": [3, 4]}])
     with pytest.raises(InputError, match="'to' span"):
         find_heads(bert, pairs=[{"text": "a cat", "from": [0, 1], "to": [2, 9]}])
     with pytest.raises(InputError, match="unknown pattern"):

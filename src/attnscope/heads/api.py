@@ -16,7 +16,7 @@ import numpy as np
 from attnscope.errors import InputError
 from attnscope.heads.atlas import AtlasState, HeadAtlas
 from attnscope.heads.find import FindResult, PatternScores, check_pattern_name, load_pattern
-from attnscope.heads.pairs import PairScores, word_pairs
+from attnscope.heads.pairs import PairScores, overlap, word_pairs
 from attnscope.heads.rows import resolve_stack
 from attnscope.loading import ModelHandle
 from attnscope.traces import Trace
@@ -190,8 +190,8 @@ def _check_pair(item: Any, i: int) -> tuple[str, tuple[tuple[int, int], tuple[in
         if not 0 <= start < end <= len(text):
             raise InputError(f"{where}: '{key}' span {list(span)} is outside the text of {len(text)} characters")
         spans.append((start, end))
-    if spans[0] == spans[1]:
-        raise InputError(f"{where}: 'from' and 'to' are the same span")
+    if overlap(spans[0], spans[1]):
+        raise InputError(f"{where}: the 'from' and 'to' spans overlap; they must be two different words")
     return text, (spans[0], spans[1])
 
 

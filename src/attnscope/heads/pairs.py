@@ -44,9 +44,14 @@ def word_occurrences(text: str, word: str) -> list[Span]:
 
 
 def word_pairs(text: str, from_word: str, to_word: str) -> list[tuple[Span, Span]]:
-    """Every (from occurrence, to occurrence) pair of two words in ``text`` (none if either is missing)."""
+    """Every (from occurrence, to occurrence) pair of two words in ``text`` that do not overlap."""
     froms, tos = word_occurrences(text, from_word), word_occurrences(text, to_word)
-    return [(f, t) for f in froms for t in tos if f != t]
+    return [(f, t) for f in froms for t in tos if not overlap(f, t)]
+
+
+def overlap(a: Span, b: Span) -> bool:
+    """True if two [start, end) spans share a character."""
+    return a[0] < b[1] and b[0] < a[1]
 
 
 def sentence_words(text: str, keep: list[Span]) -> list[Span]:
