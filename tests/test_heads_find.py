@@ -71,7 +71,7 @@ def test_words_and_pairs() -> None:
     assert word_occurrences(text, "CAT") == [(4, 7), (16, 19)]
     assert len(word_pairs(text, "it", "cat")) == 4
     assert word_pairs(text, "it", "dog") == []
-    assert word_pairs("New York is in New York", "new york", "york") == [((0, 8), (19, 23))]
+    assert word_pairs("New York is in New York", "new york", "york") == [((0, 8), (19, 23)), ((15, 23), (4, 8))]
     assert sentence_words("New York is big", [(0, 8)]) == [(0, 8), (9, 11), (12, 15)]
     with pytest.raises(InputError, match="empty"):
         word_occurrences(text, " ")
