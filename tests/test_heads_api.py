@@ -54,6 +54,9 @@ def test_too_long_texts_are_skipped_and_counted(tiny: Callable[[str], Any]) -> N
         truncated = head_roles(tiny("gpt2"), [long_text, *TEXTS], truncation=True)
     assert truncated.skipped == {"blank": 0, "too_long": 0}
     assert truncated.sentences == len(TEXTS) + 1
+    no_comparison = head_roles(tiny("gpt2"), TEXTS, js_sentences=0).to_json()
+    assert no_comparison["similarity"] is None
+    assert no_comparison["heads"][0][0]["cluster"] is None
     with pytest.raises(InputError, match="1 too long"):
         head_roles(tiny("gpt2"), [long_text])
 

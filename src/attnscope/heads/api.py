@@ -90,7 +90,8 @@ def head_roles(
 ) -> HeadAtlas:
     """The head atlas of ``model`` over a corpus: per-head statistics, roles, examples, comparisons.
 
-    ``stack`` picks encoder or decoder self-attention (default: the model's first stack). Blank texts
+    ``stack`` picks encoder or decoder self-attention (default: the model's first stack). Heads are
+    compared on the first ``js_sentences`` sentences (0: no comparison, map or clusters). Blank texts
     and texts too long for the model are skipped (unless ``truncation``) and counted in the result.
     Encoder-decoder models get each text as both source and target.
     """

@@ -71,7 +71,8 @@ class AtlasState:
             [assign_role({k: float(v[layer, head]) for k, v in means.items()}) for head in range(n_heads)]
             for layer in range(n_layers)
         ]
-        dist = self.distances.distances()
+        compare = self.distances.max_sentences > 0  # js_sentences=0 turns the comparison off
+        dist = self.distances.distances() if compare else None
         layers = {name: means[key].mean(axis=1) for name, key in LAYER_KINDS.items()}
         return HeadAtlas(
             model=self.model,
@@ -84,8 +85,8 @@ class AtlasState:
             examples=_examples(stats, roles),
             layers=layers,
             distances=dist,
-            embedding=classical_mds(dist),
-            clusters=cluster_heads(dist, n_clusters),
+            embedding=classical_mds(dist) if dist is not None else None,
+            clusters=cluster_heads(dist, n_clusters) if dist is not None else None,
             claims=book_claims(layers, means, has_sep=stats.sep_rows > 0),
             distance_rows=self.distances.rows,
         )
@@ -128,9 +129,9 @@ class HeadAtlas:
     roles: list[list[Role]]
     examples: list[list[dict[str, Any] | None]]
     layers: dict[str, F64]
-    distances: F64
-    embedding: F64
-    clusters: NDArray[np.int64]
+    distances: F64 | None
+    embedding: F64 | None
+    clusters: NDArray[np.int64] | None
     claims: list[dict[str, Any]] = field(default_factory=list)
     distance_rows: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
@@ -146,6 +147,9 @@ class HeadAtlas:
     def role(self, layer: int, head: int) -> Role:
         """The role of head <layer, head>."""
         return self.roles[layer][head]
+
+    def _similarity(self) -> dict[str, Any] | None:
+        return None if self.distances is None else _similarity_json(self.distances, self.distance_rows)
 
     def to_json(self) -> dict[str, Any]:
         """report.json's content: ``schema_version``, ``heads`` (per layer, per head), ``layers``, ..."""
@@ -165,8 +169,8 @@ class HeadAtlas:
                         "stats": {k: _num(self.means[k][layer, head]) for k in HEAD_STATS},
                         "patterns": {p: _num(self.patterns[layer, head, i]) for i, p in enumerate(PATTERNS)},
                         "example": self.examples[layer][head],
-                        "cluster": int(self.clusters[flat]),
-                        "map": [_num(x) for x in self.embedding[flat]],
+                        "cluster": int(self.clusters[flat]) if self.clusters is not None else None,
+                        "map": [_num(x) for x in self.embedding[flat]] if self.embedding is not None else None,
                     }
                 )
         return {
@@ -181,15 +185,19 @@ class HeadAtlas:
             "layers": [
                 {name: _num(values[layer]) for name, values in self.layers.items()} for layer in range(self.num_layers)
             ],
-            "similarity": {
-                "metric": "sqrt of the mean Jensen-Shannon divergence (bits) between heads' attention rows",
-                "rows": self.distance_rows,
-                "order": "head index = layer * num_heads + head",
-                "distances": [[_num(x) for x in row] for row in self.distances],
-            },
+            "similarity": self._similarity(),
             "claims": self.claims,
             "thresholds": {"share": SHARE_THRESHOLD, "broad_entropy_norm": BROAD_THRESHOLD},
         }
+
+
+def _similarity_json(distances: F64, rows: int) -> dict[str, Any]:
+    return {
+        "metric": "sqrt of the mean Jensen-Shannon divergence (bits) between heads' attention rows",
+        "rows": rows,
+        "order": "head index = layer * num_heads + head",
+        "distances": [[_num(x) for x in row] for row in distances],
+    }
 
 
 def _num(value: Any) -> float | None:
