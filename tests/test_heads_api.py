@@ -67,3 +67,25 @@ def test_sentence_pairs_are_traced_as_pairs(tiny: Callable[[str], Any]) -> None:
     assert report["sentences"] == len(TEXTS)
     example = report["heads"][0][0]["example"]
     assert example["text_pair"] == "A second sentence follows here ."
+
+
+def test_partial_states_hold_no_torch_objects(tiny: Callable[[str], Any]) -> None:
+    import pickle
+
+    import attnscope
+    from attnscope.heads import AtlasState, PairScores, PatternScores
+
+    handle = tiny("bert")
+    traces = list(attnscope.trace_many(handle, TEXTS))
+    info = handle.info
+    atlas = AtlasState.for_model(info)
+    pattern = PatternScores(info.num_layers, info.num_heads, "encoder", "previous")
+    pairs = PairScores(info.num_layers, info.num_heads, "encoder")
+    for i, tr in enumerate(traces):
+        atlas.update(tr, i)
+        pattern.update(tr, i)
+        pairs.update(tr, [((0, 3), (4, 7))] if i == 0 else [], i)
+    for state in (atlas, pattern, pairs):
+        data = pickle.dumps(state)
+        assert b"torch" not in data
+        assert len(data) < 200_000
