@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 DEBUG_ENV = "ATTNSCOPE_DEBUG"  # set to 1 to print the traceback of any error
 # Modules that each add their subcommands through a ``register(subparsers)`` function.
-COMMAND_MODULES: tuple[str, ...] = ("attnscope.views.cli", "attnscope.probe.cli")
+COMMAND_MODULES: tuple[str, ...] = ("attnscope.views.cli", "attnscope.probe.cli", "attnscope.heads.cli")
 
 
 def text_argument(value: str) -> str:

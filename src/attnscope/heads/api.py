@@ -141,7 +141,7 @@ def find_heads(
         )  # fmt: skip
     scores = PairScores(n_layers, n_heads, chosen)
     if pairs is not None:
-        items = [_check_pair(p, i) for i, p in enumerate(pairs)]
+        items = [check_pair(p, i) for i, p in enumerate(pairs)]
         corpus = prepare_corpus(model, [t for t, _ in items], None, truncation)
         wanted = {i: [items[i][1]] for i in corpus.index}
         query: dict[str, Any] = {"pairs": len(items)}
@@ -177,7 +177,7 @@ def _span_for(model: ModelHandle, matrix: np.ndarray, seed: int) -> int:
     return int(size - n_special) // 2
 
 
-def _check_pair(item: Any, i: int) -> tuple[str, tuple[tuple[int, int], tuple[int, int]]]:
+def check_pair(item: Any, i: int) -> tuple[str, tuple[tuple[int, int], tuple[int, int]]]:
     where = f"pair {i + 1}"
     if not isinstance(item, dict) or not isinstance(item.get("text"), str):
         raise InputError(f"{where}: expected an object with a 'text' string and 'from'/'to' [start, end] spans")

@@ -37,6 +37,7 @@ class AtlasState:
     stats: HeadStats
     distances: HeadDistances
     model: str = "unknown"
+    skipped_long: int = 0  # traces cut to the model's length, left out (a corpus driver counts them here)
 
     @classmethod
     def for_model(
@@ -60,6 +61,7 @@ class AtlasState:
         """Add another partial state into this one (returns self)."""
         self.stats.merge(other.stats)
         self.distances.merge(other.distances)
+        self.skipped_long += other.skipped_long
         return self
 
     def finalize(self, n_clusters: int | None = None) -> HeadAtlas:
@@ -89,6 +91,7 @@ class AtlasState:
             clusters=cluster_heads(dist, n_clusters) if dist is not None else None,
             claims=book_claims(layers, means, has_sep=stats.sep_rows > 0),
             distance_rows=self.distances.rows,
+            skipped={"too_long": self.skipped_long} if self.skipped_long else {},
         )
 
 

@@ -142,6 +142,7 @@ class PatternScores:
     sums: NDArray[np.int64] = field(default_factory=lambda: zeros(0))
     count: int = 0
     sequences: int = 0
+    skipped_long: int = 0
 
     def __post_init__(self) -> None:
         if self.matrix is None and self.pattern not in NAMED_PATTERNS:
@@ -189,6 +190,7 @@ class PatternScores:
         self.sums += other.sums
         self.count += other.count
         self.sequences += other.sequences
+        self.skipped_long += other.skipped_long
         return self
 
     def finalize(self) -> FindResult:
@@ -208,6 +210,7 @@ class PatternScores:
                 "rows": "query rows with a target (prefix matching)" if self.pattern in TARGETED else "all",
                 "sequences_scored": self.count,
                 "sequences": self.sequences,
+                "skipped_too_long": self.skipped_long,
             },
             scores=scores,
         )

@@ -74,6 +74,7 @@ class PairScores:
     base_sum: NDArray[np.int64] = field(default_factory=lambda: zeros(0))
     base_count: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sentences: int = 0
+    skipped_long: int = 0
 
     def __post_init__(self) -> None:
         width = 2 * self.max_distance + 1
@@ -133,6 +134,7 @@ class PairScores:
         self.base_sum += other.base_sum
         self.base_count += other.base_count
         self.sentences += other.sentences
+        self.skipped_long += other.skipped_long
         return self
 
     def finalize(self, *, n_boot: int = 1000, seed: int = 0, query: dict[str, Any] | None = None) -> FindResult:
@@ -160,7 +162,14 @@ class PairScores:
         best = values.argmax(0)
         return FindResult(
             method="pairs",
-            query={**(query or {}), "stack": self.stack, "examples": n, "bootstrap": n_boot, "seed": seed},
+            query={
+                **(query or {}),
+                "stack": self.stack,
+                "examples": n,
+                "bootstrap": n_boot,
+                "seed": seed,
+                "skipped_too_long": self.skipped_long,
+            },
             scores=mean,
             extras={"ratio": ratio, "ci": ci, "example": best.astype(np.float64)},
             examples=[{k: m[k] for k in ("index", "text", "from", "to", "distance")} for m in meta],

@@ -150,7 +150,9 @@ class HeadStats:
         self.entropy_norm_rows += int(norm_ok.sum())
         self.offsets += to_units(offs.sum(2))
         self.rows += row_pos.size
-        self.sep_rows += row_pos.size if kinds.sep.any() else 0
+        sep_pos = np.flatnonzero(kinds.sep)
+        if sep_pos.size:  # rows that could attend to a [SEP]-like key (in a decoder: one before them)
+            self.sep_rows += int((row_pos >= sep_pos[0]).sum()) if self.stack == "decoder" else row_pos.size
 
         means = {name: v.mean(-1) for name, v in per_row.items()}
         off_mean = offs.mean(2)
