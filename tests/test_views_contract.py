@@ -31,12 +31,15 @@ def test_contract_typeddicts_match_what_python_writes() -> None:
     assert set(get_type_hints(ResolvedPayload)) == {f.name for f in dataclasses.fields(Resolved)}
     trace = random_trace(["[CLS]", "a", "b", "[SEP]"])
     payload = build_payload(trace, ("head", "neuron"), ViewOptions())
-    assert set(payload) == set(get_type_hints(Payload))
+    assert set(payload) == set(get_type_hints(Payload)) - Payload.__optional_keys__
+    assert Payload.__optional_keys__ == {"atlas"}  # a section only an atlas payload has (tests/test_views_atlas.py)
     assert set(payload["resolved"]) == set(get_type_hints(ResolvedPayload))
 
 
 def test_every_list_of_views_derives_from_the_registry() -> None:
-    assert VIEW_KINDS == tuple(VIEWS) == ("head", "model", "neuron", "heatmap")
+    assert VIEW_KINDS == ("head", "model", "neuron", "heatmap")  # the views of a trace
+    assert tuple(VIEWS) == (*VIEW_KINDS, "atlas")  # and one of another subject (a head atlas)
+    assert {spec.subject for spec in VIEWS.values()} == {"trace", "atlas"}
     registry_ts = (ROOT / "frontend" / "src" / "registry.ts").read_text(encoding="utf-8")
     for name, spec in VIEWS.items():
         assert set(spec.needs) <= set(NEEDS)

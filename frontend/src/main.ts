@@ -47,7 +47,7 @@ export async function render(element: HTMLElement, data: Payload): Promise<void>
     state.changed();
   });
   fill(themeSel, [{ value: "dark", text: "Dark" }, { value: "light", text: "Light" }], state.theme);
-  if (payload.sides.source.special.some(Boolean) || payload.sides.target?.special.some(Boolean)) {
+  if (payload.sides.source?.special.some(Boolean) || payload.sides.target?.special.some(Boolean)) {
     checkbox(bar, "Hide delimiter tokens", "as-hide", state.hideSpecial, (on) => {
       state.hideSpecial = on;
       state.changed();

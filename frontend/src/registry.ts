@@ -1,6 +1,7 @@
 // The one table of views on the page side: one line per view. ViewName comes from Python's registry
 // (contract.ts is generated), so tsc fails here when a view is registered there and not here.
 
+import { AtlasView } from "./atlas";
 import { ViewName } from "./contract";
 import { HeadView } from "./head";
 import { HeatmapView } from "./heatmap";
@@ -21,6 +22,7 @@ export const VIEWS: Record<ViewName, ViewEntry> = {
   model: { title: "Model view", make: (s) => new ModelView(s).node },
   neuron: { title: "Neuron view", make: (s) => new NeuronView(s).node, narrowed: true },
   heatmap: { title: "Heatmap", make: (s) => new HeatmapView(s).node },
+  atlas: { title: "Head atlas", make: (s) => new AtlasView(s).node },
 };
 
 /** The element of view `name`, or a clear error when this page's data cannot show it. */

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 from attnscope.views import payload as contract
-from attnscope.views.registry import VIEW_KINDS
+from attnscope.views.registry import VIEWS
 
 # Python TypedDict -> TypeScript interface name (Blob would shadow the DOM's Blob).
 TS_NAMES = {
@@ -26,6 +26,9 @@ TS_NAMES = {
     "NeuronPayload": "NeuronPayload",
     "ResolvedPayload": "Resolved",
     "ModelPayload": "ModelInfo",
+    "AtlasHead": "AtlasHead",
+    "AtlasExample": "AtlasExample",
+    "AtlasPayload": "AtlasPayload",
     "Payload": "Payload",
 }
 TARGET = Path("frontend") / "src" / "contract.ts"
@@ -39,7 +42,7 @@ def typescript() -> str:
         "",
         f"export const PAYLOAD_VERSION = {contract.PAYLOAD_VERSION};",
         "",
-        f"export const VIEW_NAMES = [{', '.join(_literal(v) for v in VIEW_KINDS)}] as const;",
+        f"export const VIEW_NAMES = [{', '.join(_literal(v) for v in VIEWS)}] as const;",
         "export type ViewName = (typeof VIEW_NAMES)[number];",
     ]
     for py_name, ts_name in TS_NAMES.items():

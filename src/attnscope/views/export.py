@@ -12,12 +12,12 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from attnscope.errors import AttnscopeError, InputError
 from attnscope.files import check_target, write_atomic
 from attnscope.traces import Trace
-from attnscope.views.registry import VIEW_KINDS, VIEWS
+from attnscope.views.registry import VIEWS
 from attnscope.views.resolve import resolve
 
 SUPPORTED_SUFFIXES = (".png", ".svg")
@@ -36,7 +36,7 @@ _RC: dict[str, Any] = {
 
 
 class _View(Protocol):
-    """What static export reads from a view object: its kind, its trace and its options."""
+    """What static export reads from a view object: its kind, its trace (or ``subject``) and its options."""
 
     @property
     def kind(self) -> str: ...
@@ -79,21 +79,24 @@ def _render(view: _View, fmt: str) -> bytes:
     """Draw the view on an Agg canvas (pyplot and the global backend are left alone) and encode it."""
     kind = getattr(view, "kind", None)
     if kind not in VIEWS:
-        raise InputError(
-            f"no static picture for a view of kind {kind!r}; static export supports {', '.join(VIEW_KINDS)}"
-        )
+        raise InputError(f"no static picture for a view of kind {kind!r}; static export supports {', '.join(VIEWS)}")
     matplotlib = _matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from attnscope.views.draw.common import STYLES
 
-    resolved = resolve(view.trace, view.options)
-    style = STYLES[resolved.theme]
-    draw = VIEWS[kind].draw_function()
+    spec = VIEWS[kind]
+    if spec.subject == "trace":
+        resolved: Any = resolve(view.trace, view.options)
+        subject: Any = view.trace
+    else:  # a view of an analysis result draws from it and the options (see ViewSpec.subject)
+        resolved, subject = view.options, cast(Any, view).subject
+    style = STYLES[view.options.theme]
+    draw = spec.draw_function()
     with matplotlib.rc_context(_RC), warnings.catch_warnings():
         # A glyph missing from the font is drawn as a box; one warning per token would only be noise.
         warnings.filterwarnings("ignore", message=r"Glyph .* missing from", category=UserWarning)
-        fig = draw(view.trace, resolved, style)
+        fig = draw(subject, resolved, style)
         FigureCanvasAgg(fig)
         buf = io.BytesIO()
         if fmt == "svg":

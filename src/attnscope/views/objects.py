@@ -23,44 +23,30 @@ from attnscope.views.payload import PAYLOAD_VERSION, Payload, Precision, build_p
 from attnscope.views.registry import NEEDS, VIEWS, available_views, view_spec
 from attnscope.views.resolve import resolve
 
-__all__ = ["CSP", "View", "bundle", "to_trace"]
+__all__ = ["CSP", "Shown", "View", "bundle", "to_trace"]
 
 # The page may run inline scripts and styles and read data: images; it may load nothing from anywhere.
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:"
 
 
-@dataclass(eq=False)
-class View:
-    """One view (``kind`` head/model/neuron/heatmap) or a page of views as tabs (``kind`` "page").
+class Shown:
+    """What every view object shares: HTML page, notebook display and saving (.html, .png, .svg).
 
-    ``trace`` and ``options`` are what it shows; ``precision`` is how attention travels in the page
-    ("uint8": error <= 1/255, or "float32": exact).
+    A subclass gives ``kind`` (a registered view name, or "page"), ``options`` (its theme at least),
+    :meth:`payload` and :meth:`subject_name`; :class:`View` shows a trace, ``AtlasView`` a head atlas.
     """
 
     kind: str
-    trace: Trace
-    options: ViewOptions = field(default_factory=ViewOptions)
-    views: tuple[str, ...] = ()
-    precision: Precision = "uint8"
-
-    def __post_init__(self) -> None:
-        if self.kind != "page":
-            view_spec(self.kind)
-        _check_trace(self.trace)
-        if not self.views:
-            self.views = (self.kind,) if self.kind != "page" else available_views(self.trace)
-        check_view(self.trace, self.views, self.options)
-        self._payload: Payload | None = None
-        self._json: str | None = None
-        self._key: tuple[object, ...] = ()
+    options: ViewOptions
+    _json: str | None = None
 
     def payload(self) -> Payload:
-        """The versioned data the front end renders (built once; again if the view's fields change)."""
-        key = (self.options, self.views, self.precision, id(self.trace))
-        if self._payload is None or key != self._key:
-            self._payload = build_payload(self.trace, self.views, self.options, self.precision)
-            self._key, self._json = key, None
-        return self._payload
+        """The versioned data the front end renders."""
+        raise NotImplementedError
+
+    def subject_name(self) -> str:
+        """The name a page's title gives what it shows (the model's)."""
+        raise NotImplementedError
 
     def payload_json(self) -> str:
         """The payload as JSON, escaped for a <script> element (built once)."""
@@ -110,7 +96,7 @@ class View:
     def to_html(self) -> str:
         """A complete, self-contained HTML page: no network requests, works offline."""
         what = VIEWS[self.kind].title.lower() if self.kind in VIEWS else "views"
-        title = html.escape(f"attnscope {what}: {self.trace.model.name}")
+        title = html.escape(f"attnscope {what}: {self.subject_name()}")
         bg = "#ffffff" if self.options.theme == "light" else "#1e1e1e"
         return (
             "<!DOCTYPE html>\n"
@@ -123,6 +109,10 @@ class View:
             f'</head>\n<body class="attnscope-page as-{self.options.theme}">\n{self.fragment()}\n</body>\n</html>\n'
         )
 
+    def _static(self) -> Any:
+        """The object static export draws (see :func:`attnscope.views.export.save_static`)."""
+        return self
+
     def save(self, path: str | Path) -> Path:
         """Write the view: ``.html`` (interactive page), or ``.png`` / ``.svg`` (static image)."""
         path = Path(path)
@@ -133,13 +123,7 @@ class View:
         if suffix in (".png", ".svg"):
             from attnscope.views.export import save_static
 
-            if self.kind == "page" and len(self.views) != 1:
-                raise InputError(
-                    f"a page of {len(self.views)} views ({', '.join(self.views)}) has no single image; choose one "
-                    "(CLI: --views head) or save the page as .html"
-                )
-            single = self if self.kind != "page" else View(self.views[0], self.trace, self.options, (), self.precision)
-            save_static(single, path)
+            save_static(self._static(), path)
             return path
         raise InputError(f"cannot save a view as {path.name!r}: use a .html, .png or .svg file name")
 
@@ -148,6 +132,52 @@ class View:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/html": self.notebook_fragment(), "text/plain": repr(self)}
+
+
+@dataclass(eq=False)
+class View(Shown):
+    """One view (``kind`` head/model/neuron/heatmap) or a page of views as tabs (``kind`` "page").
+
+    ``trace`` and ``options`` are what it shows; ``precision`` is how attention travels in the page
+    ("uint8": error <= 1/255, or "float32": exact).
+    """
+
+    kind: str
+    trace: Trace
+    options: ViewOptions = field(default_factory=ViewOptions)
+    views: tuple[str, ...] = ()
+    precision: Precision = "uint8"
+
+    def __post_init__(self) -> None:
+        if self.kind != "page":
+            view_spec(self.kind)
+        _check_trace(self.trace)
+        if not self.views:
+            self.views = (self.kind,) if self.kind != "page" else available_views(self.trace)
+        check_view(self.trace, self.views, self.options)
+        self._payload: Payload | None = None
+        self._json = None
+        self._key: tuple[object, ...] = ()
+
+    def payload(self) -> Payload:
+        """The versioned data the front end renders (built once; again if the view's fields change)."""
+        key = (self.options, self.views, self.precision, id(self.trace))
+        if self._payload is None or key != self._key:
+            self._payload = build_payload(self.trace, self.views, self.options, self.precision)
+            self._key, self._json = key, None
+        return self._payload
+
+    def subject_name(self) -> str:
+        """The traced model's name."""
+        return self.trace.model.name
+
+    def _static(self) -> Any:
+        if self.kind == "page" and len(self.views) != 1:
+            raise InputError(
+                f"a page of {len(self.views)} views ({', '.join(self.views)}) has no single image; choose one "
+                "(CLI: --views head) or save the page as .html"
+            )
+        return self if self.kind != "page" else View(self.views[0], self.trace, self.options, (), self.precision)
 
     def __repr__(self) -> str:
         shown = ", ".join(self.views)

@@ -14,6 +14,8 @@ TypedDicts below (``python -m attnscope.views.contract``; a test fails when they
 Versions: 2 added ``layers``/``heads`` on stacks. 3 replaced ``options`` by ``resolved`` (the
 :class:`~attnscope.views.resolve.Resolved` spec: every default filled, explicit lists of heads and
 layers, head colours, masking threshold, line threshold), and a neuron-only page carries one head.
+4 added the optional ``atlas`` section (a view whose subject is a head atlas, not a trace: its grid and,
+as ``examples``, one head-view payload per unique example sentence; ``sides``/``stacks`` stay empty).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from attnscope.views.options import ViewOptions
 from attnscope.views.registry import VIEWS, check_views
 from attnscope.views.resolve import Resolved, resolve
 
-PAYLOAD_VERSION = 3
+PAYLOAD_VERSION = 4
 Precision = Literal["uint8", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("uint8", "float32")
 # Raw bytes of queries/keys/mask/bias that a page carries for the neuron view before it narrows to
@@ -120,9 +122,39 @@ class ModelPayload(TypedDict):
     is_causal: bool
 
 
-class Payload(TypedDict):
-    """Everything a page shows (see the module docstring)."""
+class AtlasHead(TypedDict):
+    """One head of the atlas: role, score, statistics, pattern shares, and its example (index, -1: none)."""
 
+    role: str
+    score: float | None
+    stats: dict[str, float | None]
+    patterns: dict[str, float | None]
+    example: int
+    example_score: float | None
+
+
+class AtlasExample(TypedDict):
+    """One corpus sentence where some head's role is strongest, with its head-view payload."""
+
+    index: int
+    text: str
+    text_pair: str | None
+    payload: Payload
+
+
+class AtlasPayload(TypedDict):
+    """The head atlas of one stack: per layer, per head; roles in legend order with their colours."""
+
+    model: str
+    stack: str
+    sentences: int
+    roles: list[str]
+    role_colours: list[str]
+    heads: list[list[AtlasHead]]
+    examples: list[AtlasExample]
+
+
+class _PayloadFields(TypedDict):
     version: int
     views: list[str]
     model: ModelPayload
@@ -131,6 +163,12 @@ class Payload(TypedDict):
     sides: dict[str, SidePayload]
     stacks: list[StackPayload]
     neuron: list[NeuronPayload]
+
+
+class Payload(_PayloadFields, total=False):
+    """Everything a page shows (see the module docstring); ``atlas``: the atlas view's section."""
+
+    atlas: AtlasPayload
 
 
 def build_payload(

@@ -55,6 +55,13 @@ class ViewSpec:
     ``needs``: keys of :data:`NEEDS`; ``builder``: ``"module:function"`` returning the extra payload section
     ``payload[name]`` this view alone reads (None: it reads only the shared attention stacks);
     ``drawer``: ``"module:function"`` drawing its static picture, ``draw(trace, resolved, style) -> Figure``.
+
+    ``subject``: what the view shows. "trace" (the default): one Trace, as above. Any other value names
+    a result of an analysis (e.g. "atlas": a :class:`~attnscope.heads.atlas.HeadAtlas`); such a view is
+    never a tab of a trace's page; its object (e.g. :class:`~attnscope.views.atlas.AtlasView`) calls
+    ``builder(subject, options, precision, traces) -> Payload`` for the whole payload (its section under
+    ``payload[name]``, the traces it links to as ordinary head-view payloads inside), and its drawer is
+    ``draw(subject, options, style) -> Figure``.
     """
 
     name: str
@@ -62,6 +69,7 @@ class ViewSpec:
     needs: tuple[str, ...]
     drawer: str
     builder: str | None = None
+    subject: str = "trace"
 
     def draw_function(self) -> Callable[..., Any]:
         """The static drawer, imported now."""
@@ -85,16 +93,25 @@ VIEWS: dict[str, ViewSpec] = {
             builder="attnscope.views.payload:neuron_section",
         ),
         ViewSpec("heatmap", "Heatmap", ("attention",), "attnscope.views.draw.heatmap:draw"),
+        ViewSpec(
+            "atlas",
+            "Head atlas",
+            (),
+            "attnscope.views.draw.atlas:draw",
+            builder="attnscope.views.atlas:atlas_payload",
+            subject="atlas",
+        ),
     )
 }
-VIEW_KINDS: tuple[str, ...] = tuple(VIEWS)
+# The views of one trace (a page's tabs, the CLI's --views); views of other subjects are made by their own function.
+VIEW_KINDS: tuple[str, ...] = tuple(name for name, spec in VIEWS.items() if spec.subject == "trace")
 
 
 def view_spec(name: str) -> ViewSpec:
-    """The registered view called ``name`` (an InputError naming the choices otherwise)."""
+    """The registered view of a trace called ``name`` (an InputError naming the choices otherwise)."""
     from attnscope.errors import InputError
 
-    if name not in VIEWS:
+    if name not in VIEW_KINDS:
         raise InputError(f"unknown view {name!r}; choose from {', '.join(VIEW_KINDS)}")
     return VIEWS[name]
 
@@ -104,7 +121,7 @@ def check_views(views: Any) -> tuple[str, ...]:
     from attnscope.errors import InputError
 
     names = (views,) if isinstance(views, str) else tuple(views)
-    bad = [v for v in names if v not in VIEWS]
+    bad = [v for v in names if v not in VIEW_KINDS]
     if bad or not names:
         raise InputError(f"unknown view(s) {bad or list(names)}; choose from {', '.join(VIEW_KINDS)}")
     return names
@@ -115,7 +132,7 @@ def available_views(trace: Trace) -> tuple[str, ...]:
     return tuple(
         spec.name
         for spec in VIEWS.values()
-        if not any(NEEDS[need].missing(trace, trace.main_stack) for need in spec.needs)
+        if spec.subject == "trace" and not any(NEEDS[need].missing(trace, trace.main_stack) for need in spec.needs)
     )
 
 

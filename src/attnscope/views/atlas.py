@@ -1,0 +1,242 @@
+"""The atlas view: a head atlas (what every head does over a corpus) as a layers x heads grid of roles.
+
+Its subject is not one trace but a :class:`~attnscope.heads.atlas.HeadAtlas` (or its ``to_json()``, i.e.
+a ``heads`` report.json) plus the traces of its example sentences: for each head, the corpus sentence
+where its role's behaviour is strongest. The payload carries each unique example sentence once, as a
+head-view payload (the same attention blobs as every view), so a click on a cell opens the head view of
+that layer and head on its sentence. :func:`atlas_view` returns an :class:`AtlasView`, which saves and
+displays like every view (``.save(.html/.png/.svg)``, ``.to_html()``, notebook display).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attnscope.errors import InputError
+from attnscope.traces import Trace
+from attnscope.views.objects import Shown
+from attnscope.views.options import Theme, ViewOptions
+from attnscope.views.payload import (
+    PAYLOAD_VERSION,
+    AtlasExample,
+    AtlasHead,
+    AtlasPayload,
+    Payload,
+    Precision,
+    build_payload,
+)
+from attnscope.views.registry import VIEWS
+from attnscope.views.resolve import Resolved, head_colours
+
+# One colour per role (legend order); "offset±d" roles take OFFSET_COLOURS in order of d.
+ROLE_COLOURS: dict[str, str] = {
+    "first": "#1f77b4",
+    "sep": "#d62728",
+    "punct": "#9467bd",
+    "self": "#2ca02c",
+    "previous": "#ff7f0e",
+    "next": "#e377c2",
+    "broad": "#17becf",
+    "mixed": "#7f7f7f",
+}
+OFFSET_COLOURS = ("#bcbd22", "#8c564b", "#005af0", "#a5a5e1", "#d2964b", "#3ca578", "#962dc3", "#ff8787")
+STAT_KEYS = ("first", "sep", "punct", "self", "previous", "next", "entropy", "max_weight", "distance")
+
+
+def role_order(roles: set[str]) -> list[str]:
+    """The roles present, in legend order: the share roles, fixed offsets by offset, broad, mixed."""
+    fixed = [r for r in ROLE_COLOURS if r in roles and r not in ("broad", "mixed")]
+    offsets = sorted((r for r in roles if r not in ROLE_COLOURS), key=_offset_key)
+    return fixed + offsets + [r for r in ("broad", "mixed") if r in roles]
+
+
+def role_colours(order: list[str]) -> list[str]:
+    """The colour of each role in ``order`` (page and picture use the same)."""
+    offsets = iter(OFFSET_COLOURS * (1 + len(order) // len(OFFSET_COLOURS)))
+    return [ROLE_COLOURS[r] if r in ROLE_COLOURS else next(offsets) for r in order]
+
+
+def _offset_key(role: str) -> tuple[int, str]:
+    try:
+        return int(role.removeprefix("offset")), role
+    except ValueError:
+        return 0, role
+
+
+def atlas_json(atlas: Any) -> dict[str, Any]:
+    """A HeadAtlas's ``to_json()`` (or such a dict, e.g. a loaded report.json), checked."""
+    data: Any = atlas.to_json() if hasattr(atlas, "to_json") else atlas
+    heads = data.get("heads") if isinstance(data, dict) else None
+    if (
+        not isinstance(heads, list)
+        or not heads
+        or not all(isinstance(row, list) and row and len(row) == len(heads[0]) for row in heads)
+        or not all(isinstance(h, dict) and isinstance(h.get("role"), str) for row in heads for h in row)
+    ):
+        raise InputError(
+            "atlas_view needs a HeadAtlas (attnscope.heads.head_roles) or its report.json: a 'heads' list per "
+            "layer of equally long lists per head, each with a 'role'"
+        )
+    return dict(data)
+
+
+def example_inputs(atlas: Any) -> dict[int, tuple[str, str | None]]:
+    """The unique example sentences of an atlas: corpus index -> (text, text_pair), to trace for its view."""
+    out: dict[int, tuple[str, str | None]] = {}
+    for row in atlas_json(atlas)["heads"]:
+        for head in row:
+            ex = head.get("example")
+            if isinstance(ex, dict) and isinstance(ex.get("text"), str) and isinstance(ex.get("index"), int):
+                pair = ex.get("text_pair")
+                out.setdefault(ex["index"], (ex["text"], pair if isinstance(pair, str) else None))
+    return out
+
+
+def trace_examples(model: Any, atlas: Any) -> dict[int, Trace]:
+    """Trace every unique example sentence of ``atlas`` with ``model`` (a ModelHandle)."""
+    from attnscope.tracing import trace
+
+    enc_dec = bool(getattr(model.info, "is_encoder_decoder", False))
+    return {
+        index: trace(model, text, pair, target=text if enc_dec else None, truncation=True)
+        for index, (text, pair) in sorted(example_inputs(atlas).items())
+    }
+
+
+def atlas_payload(
+    data: dict[str, Any], options: ViewOptions, precision: Precision, traces: Mapping[int, Trace]
+) -> Payload:
+    """The atlas view's payload: its grid section, and one head-view payload per traced example sentence."""
+    heads_in = data["heads"]
+    n_layers, n_heads = len(heads_in), len(heads_in[0])
+    stack = str(data.get("stack") or "encoder")
+    order = role_order({h["role"] for row in heads_in for h in row})
+    inputs = example_inputs(data)
+    examples: list[AtlasExample] = []
+    position: dict[int, int] = {}
+    for index in sorted(inputs):
+        if index not in traces:
+            continue
+        tr = traces[index]
+        opts = ViewOptions(stack=stack if stack in tr.attention else None, theme=options.theme,
+                           index_base=options.index_base)  # fmt: skip
+        position[index] = len(examples)
+        text, pair = inputs[index]
+        examples.append(
+            {"index": index, "text": text, "text_pair": pair, "payload": build_payload(tr, ("head",), opts, precision)}
+        )
+    grid: list[list[AtlasHead]] = []
+    for row in heads_in:
+        grid.append([])
+        for h in row:
+            ex = h.get("example") if isinstance(h.get("example"), dict) else None
+            stats = h.get("stats") or {}
+            grid[-1].append(
+                {
+                    "role": h["role"],
+                    "score": _number(h.get("score")),
+                    "stats": {k: _number(stats.get(k)) for k in STAT_KEYS},
+                    "patterns": {str(k): _number(v) for k, v in (h.get("patterns") or {}).items()},
+                    "example": position.get(ex["index"], -1) if ex else -1,
+                    "example_score": _number(ex.get("score")) if ex else None,
+                }
+            )
+    section: AtlasPayload = {
+        "model": str(data.get("model", "unknown")),
+        "stack": stack,
+        "sentences": int(data.get("sentences") or 0),
+        "roles": order,
+        "role_colours": role_colours(order),
+        "heads": grid,
+        "examples": examples,
+    }
+    first = next(iter(traces.values()), None)
+    model = dict(first.model.__dict__) if first is not None else {
+        "name": section["model"], "model_type": "unknown", "architecture": "unknown", "num_layers": n_layers,
+        "num_heads": n_heads, "head_dim": 0, "is_encoder_decoder": False, "is_causal": False,
+    }  # fmt: skip
+    resolved = Resolved(
+        stack=stack, layer=0, heads=tuple(range(n_heads)), include_layers=tuple(range(n_layers)),
+        include_heads=tuple(range(n_heads)), query_index=0, theme=options.theme, index_base=options.index_base,
+        hide_special=False, head_colours=tuple(head_colours(n_heads)),
+    )  # fmt: skip
+    return {
+        "version": PAYLOAD_VERSION,
+        "views": ["atlas"],
+        "model": model,  # type: ignore[typeddict-item]
+        "resolved": resolved.as_payload(),  # type: ignore[typeddict-item]
+        "precision": precision,
+        "sides": {},
+        "stacks": [],
+        "neuron": [],
+        "atlas": section,
+    }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class AtlasView(Shown):
+    """The atlas view of a head atlas (``subject``: its JSON form) and its example traces."""
+
+    kind = "atlas"
+
+    def __init__(
+        self,
+        subject: dict[str, Any],
+        traces: Mapping[int, Trace],
+        options: ViewOptions,
+        precision: Precision = "uint8",
+    ) -> None:
+        self.subject = atlas_json(subject)
+        bad = [k for k, t in traces.items() if not isinstance(t, Trace)]
+        if bad:
+            raise InputError(f"atlas_view's traces must be attnscope Traces (corpus index {bad[0]} is not)")
+        self.traces = dict(traces)
+        self.options = options
+        self.precision = precision
+        self._payload: Payload | None = None
+        self._json = None
+
+    def payload(self) -> Payload:
+        """The atlas payload (built once)."""
+        if self._payload is None:
+            build = VIEWS[self.kind].build_function()  # atlas_payload, as the registry names it
+            assert build is not None
+            self._payload = build(self.subject, self.options, self.precision, self.traces)
+        return self._payload
+
+    def subject_name(self) -> str:
+        """The model the atlas describes."""
+        return str(self.subject.get("model", "unknown"))
+
+    def __repr__(self) -> str:
+        heads = self.subject["heads"]
+        return (
+            f"<attnscope head atlas of {self.subject_name()}: {len(heads)} layers x {len(heads[0])} heads, "
+            f"{len(self.traces)} example sentences>"
+        )
+
+
+def atlas_view(
+    result: Any,
+    model: Any = None,
+    *,
+    traces: Mapping[int, Trace] | None = None,
+    theme: Theme = "dark",
+    index_base: int = 0,
+    precision: Precision = "uint8",
+) -> AtlasView:
+    """The layers x heads grid of a head atlas: role as colour, score as intensity, numbers on hover.
+
+    ``result``: a HeadAtlas (``attnscope.heads.head_roles``) or its report.json content. A click on a
+    head opens the head view on its example sentence: pass the ``model`` (a ModelHandle, to trace them)
+    or ``traces`` (corpus index -> Trace, e.g. traced where the model lives; see :func:`example_inputs`).
+    Without either, the grid shows no examples.
+    """
+    data = atlas_json(result)
+    if traces is None:
+        traces = trace_examples(model, data) if model is not None else {}
+    return AtlasView(data, traces, ViewOptions(theme=theme, index_base=index_base), precision)
