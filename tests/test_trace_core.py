@@ -139,6 +139,7 @@ def test_public_api() -> None:
         "model_view",
         "neuron_view",
         "heatmap_view",
+        "atlas_view",
     }
     for name in attnscope.__all__:
         assert getattr(attnscope, name) is not None

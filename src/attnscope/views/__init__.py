@@ -1,19 +1,23 @@
-"""Interactive attention views (head, model, neuron, heatmap): self-contained, offline HTML.
+"""Interactive attention views (head, model, neuron, heatmap, atlas): self-contained, offline HTML.
 
 A view object has ``kind`` (one of ``VIEW_KINDS``, or "page" for tabs), ``trace`` (the Trace it
-shows) and ``options`` (:class:`ViewOptions`); static export reads exactly these.
+shows) and ``options`` (:class:`ViewOptions`); static export reads exactly these. The atlas view
+(:func:`atlas_view`) shows a head atlas (``attnscope.heads.head_roles``) instead of one trace.
 """
 
 from __future__ import annotations
 
 from attnscope.views.api import head_view, heatmap_view, model_view, neuron_view, page
+from attnscope.views.atlas import AtlasView, atlas_view
 from attnscope.views.objects import View
 from attnscope.views.options import VIEW_KINDS, ViewOptions
 
 __all__ = [
     "VIEW_KINDS",
+    "AtlasView",
     "View",
     "ViewOptions",
+    "atlas_view",
     "head_view",
     "heatmap_view",
     "model_view",
