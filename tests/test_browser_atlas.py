@@ -138,8 +138,22 @@ def test_numbering_and_theme_switches(tab: Any, view: Any) -> None:
     tab.click(".as-atlas-cell[data-layer='0'][data-head='1']")
     tab.wait_for_selector(".as-atlas-example[data-ready=true]")
     assert tab.eval_on_selector(".as-atlas-example .as-layer", "s => s.selectedOptions[0].textContent") == "1"
+    assert tab.text_content(".as-atlas-example .as-caption").startswith("Layer 1, head 2: previous")
+    tab.select_option(".as-base", "0")  # an open example follows the switch too
+    assert tab.text_content(".as-atlas-example .as-caption").startswith("Layer 0, head 1: previous")
+    assert tab.eval_on_selector(".as-atlas-example .as-layer", "s => s.selectedOptions[0].textContent") == "0"
     tab.select_option(".as-theme", "light")
     section = view.payload()["atlas"]
     colour = dict(zip(section["roles"], section["role_colours"], strict=True))
     cell = next(c for c in cells(tab) if (c["layer"], c["head"]) == (0, 1))
     assert cell["bg"] == expected_rgb(colour["previous"], LIGHT_BG, section["heads"][0][1]["score"])
+
+
+def test_an_atlas_without_examples_renders_and_says_so(tab: Any, atlas: Any) -> None:
+    from attnscope.views import atlas_view
+
+    show(tab, atlas_view(atlas, theme="light").to_html())
+    assert len(cells(tab)) == atlas.num_layers * atlas.num_heads
+    tab.click(".as-atlas-cell[data-layer='1'][data-head='0']")
+    assert "No example sentence in this page" in tab.text_content(".as-atlas-example")
+    assert tab.query_selector(".as-atlas-example .as-headview") is None

@@ -206,16 +206,21 @@ export class AtlasView {
     this.example.style.display = "";
     this.example.dataset.layer = String(layer);
     this.example.dataset.head = String(head);
-    const title = `Layer ${this.state.label(layer)}, head ${this.state.label(head)}: ${h.role}`;
+    const title = () => `Layer ${this.state.label(layer)}, head ${this.state.label(head)}: ${h.role}`;
     const ex = h.example >= 0 ? this.atlas.examples[h.example] : undefined;
     if (!ex) {
-      this.example.replaceChildren(el("p", "as-note", `${title}. No example sentence in this page (pass the model or traces to atlas_view).`));
+      const note = () => `${title()}. No example sentence in this page (pass the model or traces to atlas_view).`;
+      const p = el("p", "as-note", note());
+      this.example.replaceChildren(p);
       this.example.dataset.example = "";
+      this.closeExample = this.state.subscribe(() => (p.textContent = note()));
       this.markOpen();
       return;
     }
     this.example.dataset.example = String(ex.index);
-    const caption = el("p", "as-caption", `${title} — strongest on corpus sentence ${this.state.label(ex.index)} (${num(h.example_score, 3)}):`);
+    const captionText = () =>
+      `${title()} — strongest on corpus sentence ${this.state.label(ex.index)} (${num(h.example_score, 3)}):`;
+    const caption = el("p", "as-caption", captionText());
     const text = el("p", "as-atlas-text", ex.text + (ex.text_pair ? ` ‖ ${ex.text_pair}` : ""));
     const holder = el("div", "as-atlas-head");
     this.example.replaceChildren(caption, text, holder);
@@ -225,6 +230,7 @@ export class AtlasView {
       (sub) => {
         if (this.open !== mine) return; // another head was opened meanwhile
         const sync = () => {
+          caption.textContent = captionText();
           sub.base = this.state.base;
           sub.theme = this.state.theme;
           sub.changed();
