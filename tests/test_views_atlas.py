@@ -174,7 +174,7 @@ def test_bad_input_is_one_clear_error(view: Any, tmp_path: Path) -> None:
         atlas_view({"heads": []})
     with pytest.raises(InputError, match="HeadAtlas"):
         atlas_view({"heads": [[{"role": "first"}], [{"role": "first"}, {"role": "sep"}]]})
-    with pytest.raises(InputError, match="Traces"):
+    with pytest.raises(InputError, match="an attnscope Trace or a head-view payload"):
         atlas_view(view.subject, traces={0: "not a trace"})
     with pytest.raises(InputError, match=r"\.html, \.png or \.svg"):
         view.save(tmp_path / "atlas.txt")
@@ -190,3 +190,13 @@ def test_notebook_display_and_public_names(view: Any) -> None:
     assert 'data-attnscope-view="atlas"' in bundle["text/html"]
     assert "head atlas of planted-gpt2" in bundle["text/plain"]
     assert attnscope.atlas_view is atlas_view
+
+
+def test_examples_may_arrive_as_payloads_made_where_the_model_lives(atlas: Any, view: Any, planted: Any) -> None:
+    from attnscope.probe.page import example_payload  # what a corpus report's Finalize.payload(text) returns
+
+    payloads = {i: example_payload(planted, text) for i, (text, _) in example_inputs(atlas).items()}
+    from_payloads = atlas_view(atlas, traces=payloads).payload()
+    assert from_payloads == json.loads(json.dumps(view.payload()))
+    with pytest.raises(InputError, match="head-view payload of version"):
+        atlas_view(atlas, traces={0: '{"version": 1, "views": ["head"]}'})

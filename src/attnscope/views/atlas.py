@@ -10,6 +10,7 @@ displays like every view (``.save(.html/.png/.svg)``, ``.to_html()``, notebook d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -105,9 +106,13 @@ def trace_examples(model: Any, atlas: Any) -> dict[int, Trace]:
 
 
 def atlas_payload(
-    data: dict[str, Any], options: ViewOptions, precision: Precision, traces: Mapping[int, Trace]
+    data: dict[str, Any], options: ViewOptions, precision: Precision, traces: Mapping[int, Trace | Payload]
 ) -> Payload:
-    """The atlas view's payload: its grid section, and one head-view payload per traced example sentence."""
+    """The atlas view's payload: its grid section, and one head-view payload per example sentence.
+
+    ``traces`` maps a corpus index to its Trace, or to a head-view payload built already (e.g. on the
+    worker that holds the model).
+    """
     heads_in = data["heads"]
     n_layers, n_heads = len(heads_in), len(heads_in[0])
     stack = str(data.get("stack") or "encoder")
@@ -119,13 +124,15 @@ def atlas_payload(
         if index not in traces:
             continue
         tr = traces[index]
-        opts = ViewOptions(stack=stack if stack in tr.attention else None, theme=options.theme,
-                           index_base=options.index_base)  # fmt: skip
+        if isinstance(tr, Trace):
+            opts = ViewOptions(stack=stack if stack in tr.attention else None, theme=options.theme,
+                               index_base=options.index_base)  # fmt: skip
+            inner = build_payload(tr, ("head",), opts, precision)
+        else:
+            inner = tr
         position[index] = len(examples)
         text, pair = inputs[index]
-        examples.append(
-            {"index": index, "text": text, "text_pair": pair, "payload": build_payload(tr, ("head",), opts, precision)}
-        )
+        examples.append({"index": index, "text": text, "text_pair": pair, "payload": inner})
     grid: list[list[AtlasHead]] = []
     for row in heads_in:
         grid.append([])
@@ -151,8 +158,7 @@ def atlas_payload(
         "heads": grid,
         "examples": examples,
     }
-    first = next(iter(traces.values()), None)
-    model = dict(first.model.__dict__) if first is not None else {
+    model = dict(examples[0]["payload"]["model"]) if examples else {
         "name": section["model"], "model_type": "unknown", "architecture": "unknown", "num_layers": n_layers,
         "num_heads": n_heads, "head_dim": 0, "is_encoder_decoder": False, "is_causal": False,
     }  # fmt: skip
@@ -186,15 +192,12 @@ class AtlasView(Shown):
     def __init__(
         self,
         subject: dict[str, Any],
-        traces: Mapping[int, Trace],
+        traces: Mapping[int, Trace | Payload | str],
         options: ViewOptions,
         precision: Precision = "uint8",
     ) -> None:
         self.subject = atlas_json(subject)
-        bad = [k for k, t in traces.items() if not isinstance(t, Trace)]
-        if bad:
-            raise InputError(f"atlas_view's traces must be attnscope Traces (corpus index {bad[0]} is not)")
-        self.traces = dict(traces)
+        self.traces: dict[int, Trace | Payload] = {k: _example(k, t) for k, t in traces.items()}
         self.options = options
         self.precision = precision
         self._payload: Payload | None = None
@@ -220,11 +223,29 @@ class AtlasView(Shown):
         )
 
 
+def _example(index: Any, value: Any) -> Trace | Payload:
+    """A Trace as given, or a head-view payload (dict or its JSON, as ``View.payload_json()`` gives), checked."""
+    if isinstance(value, Trace):
+        return value
+    try:
+        payload = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        payload = None
+    ok = isinstance(payload, dict) and payload.get("version") == PAYLOAD_VERSION and "head" in payload.get("views", ())
+    if not ok or not isinstance(index, int):
+        raise InputError(
+            f"atlas_view's traces map a corpus index to an attnscope Trace or a head-view payload of version "
+            f"{PAYLOAD_VERSION}; corpus index {index!r} maps to neither"
+        )
+    checked: Payload = payload
+    return checked
+
+
 def atlas_view(
     result: Any,
     model: Any = None,
     *,
-    traces: Mapping[int, Trace] | None = None,
+    traces: Mapping[int, Trace | Payload | str] | None = None,
     theme: Theme = "dark",
     index_base: int = 0,
     precision: Precision = "uint8",
@@ -233,7 +254,8 @@ def atlas_view(
 
     ``result``: a HeadAtlas (``attnscope.heads.head_roles``) or its report.json content. A click on a
     head opens the head view on its example sentence: pass the ``model`` (a ModelHandle, to trace them)
-    or ``traces`` (corpus index -> Trace, e.g. traced where the model lives; see :func:`example_inputs`).
+    or ``traces``: corpus index -> Trace, or -> a head-view payload (``View.payload_json()``) made where the
+    model lives (a report: ``{i: finalize_context.payload(text) for i, (text, _) in example_inputs(atlas).items()}``).
     Without either, the grid shows no examples.
     """
     data = atlas_json(result)
