@@ -1,9 +1,10 @@
 """Where each architecture family keeps its queries and keys: one small declarative adapter per family.
 
 An adapter is data, read by :mod:`attnscope.qk` to hook the real modules: the layer list and attention
-module of each attention stack, the names of the query and key projections (or of the fused projection to
-split), the attribute that holds the score scale, how the mask reaches the module and what it means, the
-function that applies rotary position embedding, and where an additive position bias comes from.
+module of each attention stack, the names of the query, key and value projections (or of the fused
+projection to split), the output projection and, for post-LN blocks, the LayerNorm after the residual sum,
+the attribute that holds the score scale, how the mask reaches the module and what it means, the function
+that applies rotary position embedding, and where an additive position bias comes from.
 The table :data:`ADAPTERS` picks one by ``config.model_type``.
 """
 
@@ -26,6 +27,11 @@ class StackPath:
     """Dotted path of the ModuleList of layers."""
     attention: str
     """Dotted path of the attention module inside one layer ("" when the list holds attention modules)."""
+    output: str = ""
+    """Dotted path, inside one layer, of the output projection that mixes the heads (W_o, b_o)."""
+    post_norm: str | None = None
+    """Dotted path, inside one layer, of the LayerNorm applied to ``block input + attention output`` (post-LN
+    blocks such as BERT's); None where the block is pre-LN or its layout is not declared."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,12 @@ class Adapter:
     """Child of the attention module whose output is the queries [B, T, H·d] (before any rotary)."""
     key: str = "k_proj"
     """Child whose output is the keys [B, S, H_kv·d]; unused when ``fused``."""
+    value: str = "v_proj"
+    """Child whose output is the values [B, S, H_kv·d]; unused when ``fused``."""
     fused: bool = False
     """``query`` outputs queries, keys and values as three equal parts of the last axis (GPT-2's c_attn)."""
+    output_conv1d: bool = False
+    """The output projection stores its weight as [in, out] (GPT-2's Conv1D) rather than nn.Linear's [out, in]."""
     head_dim: str = "head_dim"
     """Attribute of the attention module holding the size of one head."""
     scale: str | None = "scaling"
@@ -62,25 +72,32 @@ _BERT_LIKE = ("bert", "roberta", "xlm-roberta", "electra")
 BERT = Adapter(
     family="BERT family",
     model_types=_BERT_LIKE,
-    stacks={SELF: StackPath("encoder.layer", "attention.self")},
+    stacks={
+        SELF: StackPath(
+            "encoder.layer", "attention.self", output="attention.output.dense", post_norm="attention.output.LayerNorm"
+        )
+    },
     query="query",
     key="key",
+    value="value",
     head_dim="attention_head_size",
 )
 DISTILBERT = Adapter(
     family="BERT family",
     model_types=("distilbert",),
-    stacks={SELF: StackPath("transformer.layer", "attention")},
+    stacks={SELF: StackPath("transformer.layer", "attention", output="attention.out_lin", post_norm="sa_layer_norm")},
     query="q_lin",
     key="k_lin",
+    value="v_lin",
     head_dim="attention_head_size",
 )
 XLM = Adapter(
     family="XLM",
     model_types=("xlm",),
-    stacks={SELF: StackPath("attentions", "")},
+    stacks={SELF: StackPath("attentions", "", output="out_lin")},
     query="q_lin",
     key="k_lin",
+    value="v_lin",
     scale=None,  # XLM divides q by √d before the product and has no scaling attribute
     mask_arg="mask",
     mask_keeps=True,  # [B, K] or [B, Q, K] of 1/0; the module fills the 0s with the dtype's minimum
@@ -88,26 +105,28 @@ XLM = Adapter(
 GPT2 = Adapter(
     family="GPT-2",
     model_types=("gpt2",),
-    stacks={SELF: StackPath("h", "attn")},
+    stacks={SELF: StackPath("h", "attn", output="attn.c_proj")},
     query="c_attn",
     fused=True,
+    output_conv1d=True,
 )
 LLAMA = Adapter(
     family="LLaMA family",
     model_types=("llama", "mistral", "qwen2"),
-    stacks={SELF: StackPath("layers", "self_attn")},
+    stacks={SELF: StackPath("layers", "self_attn", output="self_attn.o_proj")},
     rotary="apply_rotary_pos_emb",  # queries and keys are captured after rotary, as the scores use them
 )
 T5 = Adapter(
     family="T5",
     model_types=("t5",),
     stacks={
-        "encoder": StackPath("encoder.block", "layer.0.SelfAttention"),
-        "decoder": StackPath("decoder.block", "layer.0.SelfAttention"),
-        "cross": StackPath("decoder.block", "layer.1.EncDecAttention"),
+        "encoder": StackPath("encoder.block", "layer.0.SelfAttention", output="layer.0.SelfAttention.o"),
+        "decoder": StackPath("decoder.block", "layer.0.SelfAttention", output="layer.0.SelfAttention.o"),
+        "cross": StackPath("decoder.block", "layer.1.EncDecAttention", output="layer.1.EncDecAttention.o"),
     },
     query="q",
     key="k",
+    value="v",
     head_dim="key_value_proj_dim",
     mask_arg="mask",
     bias_output=1,  # T5Attention returns (output, position_bias, weights); scaling is 1.0
@@ -116,9 +135,13 @@ BART = Adapter(
     family="BART/Marian",
     model_types=("bart", "marian"),
     stacks={
-        "encoder": StackPath("encoder.layers", "self_attn"),
-        "decoder": StackPath("decoder.layers", "self_attn"),
-        "cross": StackPath("decoder.layers", "encoder_attn"),
+        "encoder": StackPath(
+            "encoder.layers", "self_attn", output="self_attn.out_proj", post_norm="self_attn_layer_norm"
+        ),
+        "decoder": StackPath(
+            "decoder.layers", "self_attn", output="self_attn.out_proj", post_norm="self_attn_layer_norm"
+        ),
+        "cross": StackPath("decoder.layers", "encoder_attn", output="encoder_attn.out_proj"),
     },
 )
 

@@ -3,12 +3,17 @@
 A trace holds one float32 array [layers, heads, query, key] per attention *stack*: ``"encoder"``
 (encoder self-attention, also encoder-only models), ``"decoder"`` (decoder self-attention, also
 decoder-only models) and ``"cross"`` (decoder queries over encoder keys). Optionally, per stack, the
-query and key vectors that produced it (:class:`QK`).
+query and key vectors that produced it (:class:`QK`), the value vectors and output projection that turn
+it into the block's output (:class:`Values`), and contribution measures computed from it
+(:class:`Contribution`, see :mod:`attnscope.contrib`).
 
-File format (version 1): one safetensors file. Arrays are named ``attention.<stack>``,
-``qk.<stack>.{queries,keys,scale,bias,mask}``, ``<side>.{special,segment,word_ids,offsets}`` where
-side is ``tokens`` or ``target_tokens``; the header's metadata key ``attnscope`` holds JSON with
-``format_version``, the model info, token strings and texts.
+File format (version 2): one safetensors file. Arrays are named ``attention.<stack>``,
+``qk.<stack>.{queries,keys,scale,bias,mask}``, ``values.<stack>.{vectors,out_weight,out_bias,residual,
+norm_weight,norm_eps}``, ``contrib.<name>``, ``<side>.{special,segment,word_ids,offsets}`` where side is
+``tokens`` or ``target_tokens``; the header's metadata key ``attnscope`` holds JSON with
+``format_version``, the model info, token strings and texts, and ``contributions`` ({name: {measure,
+stack, params}}). Version 2 only added the ``values.*`` and ``contrib.*`` arrays, so version 1 files
+still load.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from attnscope.errors import InputError, TraceFileError
 from attnscope.files import check_target, write_atomic
 from attnscope.tokens import Tokens
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Versions :meth:`Trace.load` reads: 2 added optional arrays (values, contributions) to 1."""
 STACKS = ("encoder", "decoder", "cross")
 _TOKEN_ARRAYS = ("special", "segment", "word_ids", "offsets")
 TENSORS_NAME = "attention (from tensors)"  # the model name of a trace built from bare attention tensors
@@ -89,6 +96,57 @@ class QK:
         return out
 
 
+@dataclass(frozen=True, eq=False)
+class Values:
+    """What each head writes into the residual stream of one stack: value vectors and output projection.
+
+    ``sum_h attention[l, h] @ vectors[l, h] @ out_weight[l, h] + out_bias[l]`` rebuilds the output of the
+    attention block's output projection. Shapes: vectors [L, H, K, d] (grouped-query value heads mapped to
+    the query head that uses them); out_weight [L, H, d, D] (the rows of W_o that read head h); out_bias
+    [L, D] or None. For post-LN blocks (BERT family, BART/Marian self-attention) also residual [L, Q, D]
+    (the block input the residual adds back), norm_weight [L, D] and norm_eps [L] of the LayerNorm after
+    the sum; None elsewhere.
+    """
+
+    vectors: FloatArray
+    out_weight: FloatArray
+    out_bias: FloatArray | None = None
+    residual: FloatArray | None = None
+    norm_weight: FloatArray | None = None
+    norm_eps: FloatArray | None = None
+
+    def transformed(self, layer: int) -> FloatArray:
+        """f(x) of Kobayashi et al.: each head's value vectors through its W_o slice, [H, K, D]."""
+        out: FloatArray = np.matmul(self.vectors[layer], self.out_weight[layer])
+        return out
+
+    def rebuild(self, attention: FloatArray) -> FloatArray:
+        """The output projection's output [L, Q, D] from the stack's attention [L, H, Q, K]."""
+        out = np.stack([np.einsum("hqk,hkd->qd", attention[i], self.transformed(i)) for i in range(len(attention))])
+        if self.out_bias is not None:
+            out = out + self.out_bias[:, None, :]
+        return np.asarray(out, dtype=np.float32)
+
+    def arrays(self) -> dict[str, FloatArray]:
+        """The arrays that are present, by file name."""
+        out = {"vectors": self.vectors, "out_weight": self.out_weight}
+        for name in ("out_bias", "residual", "norm_weight", "norm_eps"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Contribution:
+    """One contribution measure computed on a trace (see :mod:`attnscope.contrib`), kept with it."""
+
+    measure: str
+    stack: str
+    array: FloatArray
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(eq=False)
 class Trace:
     """The attention of every layer and head for one input, with its tokens and model info."""
@@ -99,6 +157,8 @@ class Trace:
     target_tokens: Tokens | None = None
     qk: dict[str, QK] = field(default_factory=dict)
     truncated: bool = False
+    values: dict[str, Values] = field(default_factory=dict)
+    contributions: dict[str, Contribution] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for stack, att in self.attention.items():
@@ -113,6 +173,9 @@ class Trace:
         for stack in self.qk:
             if stack not in self.attention:
                 raise ValueError(f"queries/keys given for stack {stack!r}, which has no attention")
+        for stack in self.values:
+            if stack not in self.attention:
+                raise ValueError(f"values given for stack {stack!r}, which has no attention")
 
     # -- access ---------------------------------------------------------------------------------
     @property
@@ -144,7 +207,9 @@ class Trace:
     def __repr__(self) -> str:
         shapes = ", ".join(f"{s}={list(a.shape)}" for s, a in self.attention.items())
         qk = f", qk={list(self.qk)}" if self.qk else ""
-        return f"Trace(model={self.model.name!r}, tokens={len(self.tokens)}, {shapes}{qk})"
+        values = f", values={list(self.values)}" if self.values else ""
+        contrib = f", contributions={list(self.contributions)}" if self.contributions else ""
+        return f"Trace(model={self.model.name!r}, tokens={len(self.tokens)}, {shapes}{qk}{values}{contrib})"
 
     # -- BertViz-shaped input -------------------------------------------------------------------
     @classmethod
@@ -226,11 +291,21 @@ class Trace:
         for stack, qk in self.qk.items():
             for name, arr in qk.arrays().items():
                 tensors[f"qk.{stack}.{name}"] = np.ascontiguousarray(arr, dtype=np.float32)
+        for stack, values in self.values.items():
+            for name, arr in values.arrays().items():
+                tensors[f"values.{stack}.{name}"] = np.ascontiguousarray(arr, dtype=np.float32)
+        for name, contribution in self.contributions.items():
+            tensors[f"contrib.{name}"] = np.ascontiguousarray(contribution.array, dtype=np.float32)
         meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "model": dataclasses.asdict(self.model),
             "truncated": self.truncated,
         }
+        if self.contributions:
+            meta["contributions"] = {
+                name: {"measure": c.measure, "stack": c.stack, "params": dict(c.params)}
+                for name, c in self.contributions.items()
+            }
         for side, toks in (("tokens", self.tokens), ("target_tokens", self.target_tokens)):
             if toks is None:
                 continue
@@ -261,9 +336,10 @@ class Trace:
         except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
             raise TraceFileError(f"{path} is not an attnscope trace file ({err})") from None
         version = meta.get("format_version") if isinstance(meta, dict) else None
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise TraceFileError(
-                f"{path} has trace format version {version!r}; this attnscope reads version {FORMAT_VERSION}"
+                f"{path} has trace format version {version!r}; this attnscope reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
             )
         if not any(f"attention.{stack}" in tensors for stack in STACKS):
             raise TraceFileError(
@@ -301,6 +377,20 @@ class Trace:
                     mask=tensors[f"qk.{s}.mask"],
                     bias=tensors.get(f"qk.{s}.bias"),
                 )
+        values = {
+            s: Values(**{n.split(".", 2)[2]: a for n, a in tensors.items() if n.startswith(f"values.{s}.")})
+            for s in STACKS
+            if f"values.{s}.vectors" in tensors
+        }
+        contributions = {
+            name: Contribution(
+                measure=str(info["measure"]),
+                stack=str(info["stack"]),
+                array=tensors[f"contrib.{name}"],
+                params=dict(info.get("params", {})),
+            )
+            for name, info in meta.get("contributions", {}).items()
+        }
         return cls(
             model=ModelInfo(**meta["model"]),
             tokens=sides["tokens"],
@@ -308,6 +398,8 @@ class Trace:
             attention=attention,
             qk=qk,
             truncated=bool(meta.get("truncated", False)),
+            values=values,
+            contributions=contributions,
         )
 
 

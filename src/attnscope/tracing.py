@@ -35,23 +35,28 @@ def trace(
     *,
     target: str | None = None,
     qk: bool = False,
+    values: bool = False,
     truncation: bool = False,
 ) -> Trace:
     """Run the model on one input and return the attention of every layer and head.
 
     ``text_pair`` makes a sentence pair (segments A and B). Encoder-decoder models take the source as
     ``text`` and the decoder's text as ``target``. ``qk=True`` also captures each head's query and key
-    vectors (see :class:`attnscope.trace.QK`). Text longer than the model allows is an error unless
-    ``truncation=True``, which cuts it and marks the trace ``truncated``.
+    vectors (see :class:`attnscope.trace.QK`); ``values=True`` each head's value vectors and the output
+    projection (see :class:`attnscope.traces.Values`), which :mod:`attnscope.contrib` needs. Text longer
+    than the model allows is an error unless ``truncation=True``, which cuts it and marks the trace ``truncated``.
     """
     encoded = _encode(handle, text, text_pair, target, truncation)
-    if not qk:
+    if not qk and not values:
         return _run(handle, [encoded])[0]
     from attnscope.qk import capture_qk
 
-    with capture_qk(handle) as recorder:
+    with capture_qk(handle, values=values) as recorder:
         result = _run(handle, [encoded])[0]
-    result.qk = recorder.collect()
+    if qk:
+        result.qk = recorder.collect()
+    if values:
+        result.values = recorder.collect_values()
     return result
 
 
