@@ -239,26 +239,30 @@ def _is_byte_level(tokenizer: Any) -> bool:
 # -- the forward pass ----------------------------------------------------------------------------
 
 
+def _model_inputs(handle: ModelHandle, batch: list[_Encoded]) -> dict[str, Any]:
+    """The keyword arguments of one padded forward pass over a batch (ids, masks, token types)."""
+    device = handle.device
+    pad_id = _pad_id(handle)
+    inputs: dict[str, Any] = _pad([e.input_ids for e in batch], pad_id, device, "input_ids")
+    if all(e.token_type_ids is not None for e in batch):
+        inputs["token_type_ids"] = _pad([e.token_type_ids or [] for e in batch], 0, device)["input_ids"]
+    if handle.info.is_encoder_decoder:
+        padded = _pad([e.decoder_input_ids or [] for e in batch], pad_id, device, "decoder_input_ids")
+        inputs["decoder_input_ids"] = padded["decoder_input_ids"]
+        inputs["decoder_attention_mask"] = padded["attention_mask"]
+    else:
+        inputs["use_cache"] = False
+    return inputs
+
+
 def _run(handle: ModelHandle, batch: list[_Encoded]) -> list[Trace]:
     """One padded forward pass over a batch; returns each example's trace, padding cut away."""
     import torch
 
     model = handle.model
-    device = handle.device
-    pad_id = _pad_id(handle)
     lengths = [len(e.input_ids) for e in batch]
-    inputs: dict[str, Any] = _pad([e.input_ids for e in batch], pad_id, device, "input_ids")
-    if all(e.token_type_ids is not None for e in batch):
-        inputs["token_type_ids"] = _pad([e.token_type_ids or [] for e in batch], 0, device)["input_ids"]
-    dec_lengths: list[int] = []
-    if handle.info.is_encoder_decoder:
-        dec = [e.decoder_input_ids or [] for e in batch]
-        dec_lengths = [len(d) for d in dec]
-        padded = _pad(dec, pad_id, device, "decoder_input_ids")
-        inputs["decoder_input_ids"] = padded["decoder_input_ids"]
-        inputs["decoder_attention_mask"] = padded["attention_mask"]
-    else:
-        inputs["use_cache"] = False
+    dec_lengths = [len(e.decoder_input_ids or []) for e in batch] if handle.info.is_encoder_decoder else []
+    inputs = _model_inputs(handle, batch)
     with torch.inference_mode():
         try:
             outputs = model(**inputs, output_attentions=True, return_dict=True)

@@ -1,0 +1,96 @@
+"""Norm-based contributions (Kobayashi et al. 2020) and the residual- and LayerNorm-aware mixing (2021).
+
+Both read the values captured with ``trace(..., values=True)``. With f_h(x_j) = v_hj · W_o,h (head h's
+value vector of token j through its slice of the output projection), head h moves α_hij·f_h(x_j) from
+token j into token i. Kobayashi et al. 2020 measure ‖α_hij f_h(x_j)‖ per head and ‖Σ_h α_hij f_h(x_j)‖
+for the layer; 2021 add the residual (x_i, to token i itself) and the LayerNorm after the sum, which is
+linear in each term once the sum's standard deviation is fixed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attnscope.contrib._common import keep, need_values, pick_stack
+from attnscope.errors import UnsupportedModelError
+from attnscope.traces import FloatArray, Trace
+
+
+def norms(trace: Trace, stack: str | None = None) -> FloatArray:
+    """‖α_hij · f_h(x_j)‖ for every layer, head, query i and key j: float32 [L, H, Q, K] (Kobayashi 2020)."""
+    chosen = pick_stack(trace, stack, "norms")
+    values = need_values(trace, chosen, "norms")
+    attention = trace.attention[chosen]
+    out = np.empty(attention.shape, dtype=np.float32)
+    for layer in range(len(attention)):
+        size = np.linalg.norm(values.transformed(layer), axis=-1)  # [H, K]: ‖f_h(x_j)‖
+        out[layer] = attention[layer] * size[:, None, :]
+    return keep(trace, "norms", chosen, out)
+
+
+def norms_summed(trace: Trace, stack: str | None = None) -> FloatArray:
+    """‖Σ_h α_hij · f_h(x_j)‖, what layer l moves from j into i through all its heads: float32 [L, Q, K]."""
+    chosen = pick_stack(trace, stack, "norms_summed")
+    values = need_values(trace, chosen, "norms_summed")
+    attention = trace.attention[chosen]
+    out = np.stack([_summed_norm(attention[layer], values.transformed(layer)) for layer in range(len(attention))])
+    return keep(trace, "norms_summed", chosen, out)
+
+
+def mixing(trace: Trace, stack: str | None = None) -> FloatArray:
+    """Residual- and LayerNorm-aware contributions ‖LN-part(Σ_h α_hij f_h(x_j) + [i=j]·x_i)‖: [L, Q, K].
+
+    Kobayashi et al. 2021 ("ATB + RES + LN"): the post-LN block outputs LN(Σ_j Σ_h α_hij f_h(x_j) + b_o + x_i);
+    with the standard deviation s_i of that sum fixed, LN splits into per-token terms γ·(z_ij - mean(z_ij))/s_i
+    (b_o and LN's β belong to no token). Defined for post-LN self-attention blocks (BERT family, DistilBERT,
+    BART/Marian encoder and decoder); a clear error elsewhere.
+    """
+    chosen = pick_stack(trace, stack, "mixing", self_only=True)
+    values = need_values(trace, chosen, "mixing")
+    if values.residual is None or values.norm_weight is None or values.norm_eps is None:
+        raise UnsupportedModelError(
+            f"mixing needs a post-LN block (LayerNorm after residual + attention), which the {trace.model.model_type} "
+            f"adapter does not declare for its {chosen} stack: it is defined for the BERT family, DistilBERT and "
+            "BART/Marian self-attention; use norms_summed() for other models"
+        )
+    attention = trace.attention[chosen]
+    rebuilt = values.rebuild(attention)  # [L, Q, D], with b_o
+    out = np.empty(attention.shape[:1] + attention.shape[2:], dtype=np.float32)
+    for layer in range(len(attention)):
+        gamma = values.norm_weight[layer].astype(np.float64)
+        x = values.residual[layer].astype(np.float64)
+        z = rebuilt[layer] + x  # what the LayerNorm normalises
+        std = np.sqrt(z.var(axis=-1) + float(values.norm_eps[layer]))  # [Q]
+        f = values.transformed(layer).astype(np.float64)
+        f = (f - f.mean(axis=-1, keepdims=True)) * gamma  # LN's linear part on each term
+        xr = (x - x.mean(axis=-1, keepdims=True)) * gamma
+        squared = _summed_norm(attention[layer], f, squared=True)  # [Q, K]
+        self_terms = np.einsum("hi,hid,id->i", np.diagonal(attention[layer], axis1=1, axis2=2), f, xr)
+        idx = np.arange(len(x))
+        squared[idx, idx] += 2 * self_terms + (xr * xr).sum(axis=-1)
+        out[layer] = np.sqrt(np.maximum(squared, 0.0)) / std[:, None]
+    return keep(trace, "mixing", chosen, out)
+
+
+def mixing_ratio(trace: Trace, stack: str | None = None) -> FloatArray:
+    """Kobayashi et al. 2021's context-mixing ratio per layer and token: Σ_{j≠i} N_ij / Σ_j N_ij, [L, Q].
+
+    N is :func:`mixing`; 0 means the token kept only itself (residual and self-attention), 1 only context.
+    """
+    n = mixing(trace, stack)
+    total = n.sum(axis=-1)
+    own = np.diagonal(n, axis1=1, axis2=2)
+    ratio = (total - own) / total
+    return keep(trace, "mixing_ratio", stack or trace.main_stack, ratio)
+
+
+def _summed_norm(attention: np.ndarray, f: np.ndarray, *, squared: bool = False) -> np.ndarray:
+    """‖Σ_h α_hij f_hj‖ [Q, K] from α [H, Q, K] and f [H, K, D], through the per-key Gram matrix of the heads.
+
+    ‖Σ_h α_h f_h‖² = Σ_h Σ_g α_h α_g ⟨f_h, f_g⟩: O(Q·K·H²) instead of materialising [Q, K, D].
+    """
+    f64 = np.asarray(f, dtype=np.float64)
+    gram = np.einsum("hkd,gkd->khg", f64, f64)  # [K, H, H]
+    a = np.asarray(attention, dtype=np.float64).transpose(2, 1, 0)  # [K, Q, H]
+    sq: np.ndarray = np.einsum("kqh,kqh->qk", a @ gram, a)
+    return sq if squared else np.sqrt(np.maximum(sq, 0.0))
