@@ -1,0 +1,358 @@
+"""Do the contribution measures agree with what the output needs? And what do they cost? (issue 9)
+
+On the embedded MiniLM used as it is meant to be (mean-pooled sentence embedding), over the first
+``--limit`` sentences of ../shared/data/ud-ewt/en_ewt-uds-dev.conllu (default 500):
+
+1. Faithfulness. Per sentence, each measure gives token j an importance for the pooled output: the mean,
+   over every output position i (the pooling averages them all), of its [i, j] entry — raw attention
+   (last layer, head average), rollout (through all layers), flow (to the last layer), norm-based
+   (‖Σ_h α f(x)‖, last layer), mixing (Kobayashi 2021, last layer), value zeroing (last layer), gradient ×
+   input (last hidden states); plus mixing and value zeroing rolled out through the layers (a product of
+   their row-normalised matrices, as their papers aggregate them). The reference is leave-one-token-out:
+   1 - cos(embedding, embedding without token j), with the token removed (and, second column, replaced by
+   [MASK]). Spearman's rho over the sentence's word pieces ([CLS]/[SEP] are never removed); mean and a
+   95% interval (mean ± 1.96·sd/√n) over sentences.
+2. Performance, side by side in the same run: rollout at 512 tokens; flow for all token pairs at 64
+   tokens against the networkx reference of Abnar & Zuidema (tests/flow_reference.py; at 64 tokens one
+   output row is timed and the rest extrapolated, at 16 tokens it runs in full) and their values compared;
+   norm-based and mixing against a bare forward pass; value zeroing and gradient × input, whose cost grows
+   with the number of tokens.
+
+Run: .venv/bin/python benchmarks/faithfulness.py [--limit N] [--no-perf] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+import attnscope
+from attnscope import contrib
+from attnscope.probe.data import read_treebank
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+import flow_reference  # noqa: E402
+
+DEV = Path(os.environ.get("ATTNSCOPE_SHARED", ROOT.parent / "shared")) / "data" / "ud-ewt" / "en_ewt-uds-dev.conllu"
+RESULTS = ROOT / "benchmarks" / "results" / "faithfulness.md"
+WORDS = "the cat sat on the mat because it could not find any food to eat today".split()  # noqa: SIM905
+MEASURES = (
+    "raw attention",
+    "rollout",
+    "flow",
+    "norm-based",
+    "mixing",
+    "mixing, rolled out",
+    "value zeroing",
+    "value zeroing, rolled out",
+    "gradient x input",
+)
+
+
+def chain(mats: np.ndarray) -> np.ndarray:
+    """Product of row-normalised per-layer matrices [L, Q, K], last layer first: the input reaching the top."""
+    out = np.eye(mats.shape[-1])
+    for m in mats.astype(np.float64):
+        out = (m / m.sum(-1, keepdims=True)) @ out
+    return out
+
+
+def importances(handle: Any, text: str) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float]]:
+    """Each measure's importance per token for the pooled output, the special-token mask, and seconds taken."""
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        out = fn()
+        seconds[name] = time.perf_counter() - start
+        return out
+
+    t = timed("trace(values=True)", lambda: attnscope.trace(handle, text, values=True))
+    att = t.attention["encoder"]
+    mats = {
+        "raw attention": att[-1].mean(0),
+        "rollout": timed("rollout", lambda: contrib.rollout(t))[-1],
+        "flow": timed("flow", lambda: contrib.flow(t)),
+        "norm-based": timed("norm-based", lambda: contrib.norms_summed(t))[-1],
+    }
+    mixing = timed("mixing", lambda: contrib.mixing(t))
+    zeroed = timed("value zeroing", lambda: contrib.value_zeroing(handle, t))
+    mats |= {
+        "mixing": mixing[-1],
+        "mixing, rolled out": chain(mixing),
+        "value zeroing": zeroed[-1],
+        "value zeroing, rolled out": chain(zeroed),
+        "gradient x input": timed("gradient x input", lambda: contrib.gradient_x_input(handle, t)),
+    }
+    return {k: np.asarray(v, dtype=np.float64).mean(axis=0) for k, v in mats.items()}, t.tokens.special, seconds
+
+
+def leave_one_out(handle: Any, text: str, special: np.ndarray) -> dict[str, np.ndarray]:
+    """1 - cos(pooled embedding, pooled embedding with word piece j removed / masked), for each non-special j."""
+    tok = handle.tokenizer
+    ids = tok(text)["input_ids"]
+    keep = [j for j in range(len(ids)) if not special[j]]
+
+    def pooled(rows: list[list[int]]) -> torch.Tensor:
+        width = max(len(r) for r in rows)
+        batch = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, r in enumerate(rows):
+            batch[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        with torch.inference_mode():
+            hidden = handle.model(input_ids=batch, attention_mask=mask).last_hidden_state
+        m = mask[..., None].float()
+        return (hidden * m).sum(1) / m.sum(1)
+
+    full = pooled([ids])
+    out = {}
+    for name, rows in (
+        ("removed", [ids[:j] + ids[j + 1 :] for j in keep]),
+        ("masked", [[*ids[:j], tok.mask_token_id, *ids[j + 1 :]] for j in keep]),
+    ):
+        emb = pooled(rows)
+        out[name] = (1 - torch.nn.functional.cosine_similarity(emb, full.expand_as(emb), dim=-1)).double().numpy()
+    return out
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    mean = statistics.fmean(values)
+    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+    return mean, mean - half, mean + half
+
+
+def faithfulness(handle: Any, limit: int) -> dict[str, Any]:
+    sentences = [s.text for s in read_treebank(DEV, limit=limit)]
+    rhos: dict[str, dict[str, list[float]]] = {ref: {m: [] for m in MEASURES} for ref in ("removed", "masked")}
+    seconds: dict[str, list[float]] = {}
+    lengths, skipped = [], 0
+    start = time.perf_counter()
+    for number, text in enumerate(sentences, 1):
+        imp, special, took = importances(handle, text)
+        if len(special) > contrib.FLOW_MAX_TOKENS:
+            skipped += 1
+            continue
+        for k, v in took.items():
+            seconds.setdefault(k, []).append(v)
+        lengths.append(len(special))
+        loo = leave_one_out(handle, text, special)
+        if (~special).sum() < 3:
+            skipped += 1
+            continue
+        for ref, target in loo.items():
+            for m in MEASURES:
+                rho = spearmanr(imp[m][~special], target).statistic
+                if np.isfinite(rho):
+                    rhos[ref][m].append(float(rho))
+        if number % 50 == 0:
+            print(f"  {number}/{len(sentences)} sentences, {time.perf_counter() - start:.0f} s", flush=True)
+    return {
+        "sentences": len(sentences),
+        "skipped": skipped,
+        "tokens_median": statistics.median(lengths),
+        "tokens_max": max(lengths),
+        "rho": {ref: {m: (*interval(v), len(v)) for m, v in per.items()} for ref, per in rhos.items()},
+        "seconds_per_sentence": {k: statistics.median(v) for k, v in seconds.items()},
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+# -- performance ------------------------------------------------------------------------------------
+
+
+def text_of_length(tokenizer: Any, n_tokens: int) -> str:
+    words = [WORDS[i % len(WORDS)] for i in range(n_tokens - 2)]
+    text = " ".join(words)
+    assert len(tokenizer(text)["input_ids"]) == n_tokens
+    return text
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def performance(handle: Any, repeats: int) -> dict[str, Any]:
+    tok = handle.tokenizer
+    out: dict[str, Any] = {}
+    t512 = attnscope.trace(handle, text_of_length(tok, 512))
+    out["rollout_512_ms"] = 1000 * median_time(lambda: contrib.rollout(t512), repeats)
+
+    # flow: ours for all pairs; the reference in full at 16 tokens, one output row at 64 (then extrapolated)
+    for n in (16, 64):
+        t = attnscope.trace(handle, text_of_length(tok, n))
+        a = 0.5 * (t.attention["encoder"].astype(np.float64).mean(1) + np.eye(n))
+        mats = a / a.sum(-1, keepdims=True)
+        start = time.perf_counter()
+        ours = contrib.flow(t, normalize=False)
+        ours_s = time.perf_counter() - start
+        rows = list(range(n)) if n <= 16 else [0]
+        start = time.perf_counter()
+        adj, _ = flow_reference.get_adjmat(mats, [str(k) for k in range(n)])
+        g = flow_reference.graph(adj)
+        build_s = time.perf_counter() - start
+        start = time.perf_counter()
+        ref = np.array([[flow_reference.flow_value(g, len(mats) * n + i, j) for j in range(n)] for i in rows])
+        pairs_s = time.perf_counter() - start
+        ref_total = build_s + pairs_s * n / len(rows)
+        out[f"flow_{n}"] = {
+            "ours_s": ours_s,
+            "reference_s": ref_total,
+            "reference_measured": "all pairs" if len(rows) == n else f"{len(rows)} row ({len(rows) * n} pairs)",
+            "speedup": ref_total / ours_s,
+            "max_abs_diff": float(np.abs(ours[rows] - ref).max()),
+        }
+
+    # norm-based and mixing against a bare forward pass (the same call trace_overhead.py uses)
+    for n in (16, 64, 128, 512):
+        text = text_of_length(tok, n)
+        inputs = tok(text, return_tensors="pt")
+
+        def bare(inputs: Any = inputs) -> Any:
+            with torch.inference_mode():
+                return handle.model(**inputs, output_attentions=True)
+
+        t = attnscope.trace(handle, text, values=True)
+        bare_s = median_time(bare, repeats)
+        out[f"measures_{n}"] = {
+            "bare_ms": 1000 * bare_s,
+            "trace_values_ms": 1000
+            * median_time(lambda text=text: attnscope.trace(handle, text, values=True), repeats),
+            "norms_ms": 1000 * median_time(lambda t=t: (contrib.norms(t), contrib.norms_summed(t)), repeats),
+            "mixing_ms": 1000 * median_time(lambda t=t: (contrib.mixing(t), contrib.mixing_ratio(t)), repeats),
+        }
+        if n <= 64:
+            out[f"measures_{n}"]["value_zeroing_ms"] = 1000 * median_time(
+                lambda t=t: contrib.value_zeroing(handle, t), max(1, repeats // 5)
+            )
+            out[f"measures_{n}"]["gradient_x_input_ms"] = 1000 * median_time(
+                lambda t=t: contrib.gradient_x_input(handle, t), max(1, repeats // 5)
+            )
+    return out
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+def yes(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def cost(m: dict[str, float], key: str) -> str:
+    """A rerunning measure's time and its multiple of a bare forward pass, or '-' where not measured."""
+    return f"{m[key]:.0f} ms ({m[key] / m['bare_ms']:.0f}x)" if key in m else "-"
+
+
+def report(faith: dict[str, Any] | None, perf: dict[str, Any] | None, args: argparse.Namespace) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    lines = [
+        f"model: all-MiniLM-L6-v2 on cpu, torch {torch.__version__}, threads {torch.get_num_threads()}; "
+        f"commit {commit.strip()}; 1-minute load average {os.getloadavg()[0]:.1f}",
+        "",
+    ]
+    if faith is not None:
+        lines += [
+            f"Faithfulness over {faith['sentences']} EWT dev sentences (limit {args.limit}; skipped "
+            f"{faith['skipped']}; median {faith['tokens_median']} tokens, longest {faith['tokens_max']}); "
+            f"{faith['wall_seconds']:.0f} s.",
+            "Spearman rho with leave-one-token-out importance, mean [95% interval] (n sentences):",
+            "",
+            "| measure | vs token removed | vs token masked |",
+            "|---|---:|---:|",
+        ]
+        order = sorted(MEASURES, key=lambda m: -faith["rho"]["removed"][m][0])
+        for m in order:
+            cells = []
+            for ref in ("removed", "masked"):
+                mean, lo, hi, n = faith["rho"][ref][m]
+                cells.append(f"{mean:.3f} [{lo:.3f}, {hi:.3f}] ({n})")
+            lines.append(f"| {m} | {cells[0]} | {cells[1]} |")
+        lines += [
+            "",
+            "Median seconds per sentence: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in faith["seconds_per_sentence"].items()),
+            "",
+        ]
+    if perf is not None:
+        f64 = perf["flow_64"]
+        lines += [
+            "Performance (medians):",
+            "",
+            "| target | measured | met |",
+            "|---|---:|:---:|",
+            f"| rollout at 512 tokens (6x12) <= 50 ms | {perf['rollout_512_ms']:.1f} ms | "
+            f"{yes(perf['rollout_512_ms'] <= 50)} |",
+            f"| flow, all pairs at 64 tokens <= 5 s | {f64['ours_s']:.2f} s | {yes(f64['ours_s'] <= 5)} |",
+            f"| flow >= 50x faster than networkx at 64 tokens | {f64['speedup']:.0f}x (reference "
+            f"{f64['reference_s']:.0f} s, {f64['reference_measured']} timed) | {yes(f64['speedup'] >= 50)} |",
+        ]
+        for n in (16, 64):
+            f = perf[f"flow_{n}"]
+            lines.append(
+                f"| flow equals the reference within 1e-6 at {n} tokens ({f['reference_measured']}) | "
+                f"max diff {f['max_abs_diff']:.1e} | {yes(f['max_abs_diff'] <= 1e-6)} |"
+            )
+        lines += [
+            "",
+            "| tokens | bare forward | trace(values=True) | norms + norms_summed | ratio | mixing + ratio | "
+            "ratio | value zeroing | gradient x input |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n in (16, 64, 128, 512):
+            m = perf[f"measures_{n}"]
+            vz, gx = cost(m, "value_zeroing_ms"), cost(m, "gradient_x_input_ms")
+            lines.append(
+                f"| {n} | {m['bare_ms']:.1f} ms | {m['trace_values_ms']:.1f} ms | {m['norms_ms']:.1f} ms | "
+                f"{m['norms_ms'] / m['bare_ms']:.2f}x | {m['mixing_ms']:.1f} ms | "
+                f"{m['mixing_ms'] / m['bare_ms']:.2f}x | {vz} | {gx} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=500, help="EWT dev sentences (default 500)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per performance figure")
+    parser.add_argument("--no-perf", action="store_true", help="skip the performance part")
+    parser.add_argument("--no-faith", action="store_true", help="skip the faithfulness part")
+    parser.add_argument("--no-write", action="store_true", help=f"print only; do not write {RESULTS.name}")
+    args = parser.parse_args()
+    handle = attnscope.load(device="cpu")
+    faith = None if args.no_faith else faithfulness(handle, args.limit)
+    perf = None if args.no_perf else performance(handle, args.repeats)
+    text = report(faith, perf, args)
+    print(text)
+    if not args.no_write:
+        raw = json.dumps({"faithfulness": faith, "performance": perf}, indent=1, default=float)
+        body = (
+            f"# Contribution measures: faithfulness and speed (issue 9)\n\nMeasured "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `.venv/bin/python benchmarks/faithfulness.py "
+            f"--limit {args.limit}`.\n\n```\n{text}\n```\n\nRaw numbers:\n\n```json\n{raw}\n```\n"
+        )
+        tmp = RESULTS.with_suffix(".md.tmp")
+        tmp.write_text(body, encoding="utf-8")
+        os.replace(tmp, RESULTS)
+        print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
