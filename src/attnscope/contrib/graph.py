@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from attnscope.contrib._common import keep, layer_index, pick_stack, residual_averaged
-from attnscope.errors import InputError
+from attnscope.errors import AttnscopeError, InputError
 from attnscope.traces import FloatArray, Trace
 
 FLOW_MAX_TOKENS = 128
@@ -84,6 +84,10 @@ def max_flow_all_pairs(mats: np.ndarray) -> np.ndarray:
     layers, n, _ = mats.shape
     if layers == 1:
         return np.asarray(mats[0], dtype=np.float64)
+    try:
+        import scipy.sparse.csgraph  # noqa: F401
+    except ImportError:
+        raise AttnscopeError("attention flow needs scipy: pip install 'attnscope[contrib]'") from None
     solver = _GroupSolver(mats)
     lower = np.zeros((n, n))
     upper = np.zeros((n, n))
@@ -96,7 +100,9 @@ def max_flow_all_pairs(mats: np.ndarray) -> np.ndarray:
             upper[sources, sink] = np.minimum(hi, simple[sink])
     gap = float(np.max(upper - lower))
     if gap > 2 * FLOW_TOLERANCE:
-        raise ArithmeticError(f"attention flow could not be certified to {FLOW_TOLERANCE} (gap {gap:.2e})")
+        raise AttnscopeError(
+            f"attention flow could not be certified to {FLOW_TOLERANCE} (gap {gap:.2e}); please report this input"
+        )
     return (lower + upper) / 2  # the true value lies in [lower, upper]: the midpoint is within gap / 2
 
 
@@ -187,7 +193,9 @@ class _GroupSolver:
         self.caps[self.top], self.caps[self.bottom] = np.floor(top * FLOW_SCALE), np.floor(bottom * FLOW_SCALE)
         flows = maximum_flow(self._graph(self.caps.astype(np.int32)), self.super_source, self.super_sink).flow
         if not np.array_equal(flows.indices, self.flow_indices):
-            raise ArithmeticError("the max-flow solver returned its flow on an unexpected pattern")
+            raise AttnscopeError(
+                "scipy's max-flow solver returned its flow on an unexpected layout; please report your scipy version"
+            )
         lower = flows.data[self.links][:m] / FLOW_SCALE
         if lower.min() >= certify_below:
             return lower, np.full(m, np.inf)
