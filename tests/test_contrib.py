@@ -348,6 +348,28 @@ def test_gradient_x_input_equals_the_jacobian(biased: Any, family: str, stack: s
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", [f for f in tiny_models.CONFIGS if f != "xlm"])
+def test_rerun_measures_for_every_family_and_stack(tiny: Any, family: str) -> None:
+    handle = tiny(family)
+    t = attnscope.trace(handle, "The cat is sad.", target="Le chat." if handle.info.is_encoder_decoder else None)
+    for stack in t.stacks:
+        layers, _, q_len, k_len = t.attention[stack].shape
+        zeroed = contrib.value_zeroing(handle, t, stack)
+        assert zeroed.shape == (layers, q_len, k_len)
+        np.testing.assert_allclose(zeroed.sum(-1), 1.0, atol=1e-5)
+        saliency = contrib.gradient_x_input(handle, t, stack)
+        assert saliency.shape == (q_len, k_len)
+        assert np.isfinite(saliency).all()
+        assert (saliency > 0).any()
+
+
+def test_value_zeroing_refuses_xlm_whose_layer_output_is_unknown(tiny: Any) -> None:
+    t = attnscope.trace(tiny("xlm"), TEXT)
+    with pytest.raises(UnsupportedModelError, match="only the attention modules"):
+        contrib.value_zeroing(tiny("xlm"), t)
+    assert contrib.gradient_x_input(tiny("xlm"), t).shape == t.attention["encoder"].shape[2:]
+
+
 def test_measures_on_minilm(minilm: Any) -> None:
     t = attnscope.trace(minilm, "A short sentence about cats.", values=True)
     n = len(t.tokens)

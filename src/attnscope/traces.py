@@ -122,7 +122,8 @@ class Values:
 
     def rebuild(self, attention: FloatArray) -> FloatArray:
         """The output projection's output [L, Q, D] from the stack's attention [L, H, Q, K]."""
-        out = np.stack([np.einsum("hqk,hkd->qd", attention[i], self.transformed(i)) for i in range(len(attention))])
+        mixed = np.matmul(attention, self.vectors)  # [L, H, Q, d]: α·v first, the cheap order
+        out = np.einsum("lhqd,lhde->lqe", mixed, self.out_weight, optimize=True)
         if self.out_bias is not None:
             out = out + self.out_bias[:, None, :]
         return np.asarray(out, dtype=np.float32)

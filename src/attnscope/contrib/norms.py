@@ -54,21 +54,23 @@ def mixing(trace: Trace, stack: str | None = None) -> FloatArray:
             "BART/Marian self-attention; use norms_summed() for other models"
         )
     attention = trace.attention[chosen]
-    rebuilt = values.rebuild(attention)  # [L, Q, D], with b_o
+    gamma = values.norm_weight[:, None, :]  # [L, 1, D]
+    x = values.residual  # [L, Q, D]
+    z = values.rebuild(attention) + x  # what each LayerNorm normalises (b_o included)
+    std = np.sqrt(z.var(axis=-1, dtype=np.float64) + values.norm_eps[:, None])  # [L, Q]
+    f = np.matmul(values.vectors, values.out_weight)  # [L, H, K, D]
+    f -= f.mean(axis=-1, keepdims=True)
+    f *= gamma[:, None]  # LN's linear part on each term
+    xr = (x - x.mean(axis=-1, keepdims=True)) * gamma
+    own = np.diagonal(attention, axis1=2, axis2=3)  # [L, H, Q]: α_hii
+    cross_term = np.einsum("lhi,lhid,lid->li", own, f, xr, dtype=np.float64, optimize=True)
+    x_sq = np.einsum("lid,lid->li", xr, xr, dtype=np.float64)
     out = np.empty(attention.shape[:1] + attention.shape[2:], dtype=np.float32)
+    idx = np.arange(x.shape[1])
     for layer in range(len(attention)):
-        gamma = values.norm_weight[layer].astype(np.float64)
-        x = values.residual[layer].astype(np.float64)
-        z = rebuilt[layer] + x  # what the LayerNorm normalises
-        std = np.sqrt(z.var(axis=-1) + float(values.norm_eps[layer]))  # [Q]
-        f = values.transformed(layer).astype(np.float64)
-        f = (f - f.mean(axis=-1, keepdims=True)) * gamma  # LN's linear part on each term
-        xr = (x - x.mean(axis=-1, keepdims=True)) * gamma
-        squared = _summed_norm(attention[layer], f, squared=True)  # [Q, K]
-        self_terms = np.einsum("hi,hid,id->i", np.diagonal(attention[layer], axis1=1, axis2=2), f, xr)
-        idx = np.arange(len(x))
-        squared[idx, idx] += 2 * self_terms + (xr * xr).sum(axis=-1)
-        out[layer] = np.sqrt(np.maximum(squared, 0.0)) / std[:, None]
+        squared = _summed_norm(attention[layer], f[layer], squared=True)  # [Q, K]
+        squared[idx, idx] += 2 * cross_term[layer] + x_sq[layer]  # the residual goes to the token itself
+        out[layer] = np.sqrt(np.maximum(squared, 0.0)) / std[layer][:, None]
     return keep(trace, "mixing", chosen, out)
 
 
@@ -89,8 +91,8 @@ def _summed_norm(attention: np.ndarray, f: np.ndarray, *, squared: bool = False)
 
     ‖Σ_h α_h f_h‖² = Σ_h Σ_g α_h α_g ⟨f_h, f_g⟩: O(Q·K·H²) instead of materialising [Q, K, D].
     """
-    f64 = np.asarray(f, dtype=np.float64)
-    gram = np.einsum("hkd,gkd->khg", f64, f64)  # [K, H, H]
-    a = np.asarray(attention, dtype=np.float64).transpose(2, 1, 0)  # [K, Q, H]
-    sq: np.ndarray = np.einsum("kqh,kqh->qk", a @ gram, a)
+    per_key = np.asarray(f, dtype=np.float32).transpose(1, 0, 2)  # [K, H, D]
+    gram = per_key @ per_key.transpose(0, 2, 1)  # [K, H, H]
+    a = np.ascontiguousarray(np.asarray(attention, dtype=np.float32).transpose(2, 1, 0))  # [K, Q, H]
+    sq: np.ndarray = np.einsum("kqh,kqh->qk", a @ gram, a, dtype=np.float64)
     return sq if squared else np.sqrt(np.maximum(sq, 0.0))

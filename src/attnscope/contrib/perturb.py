@@ -14,7 +14,7 @@ import numpy as np
 
 from attnscope.adapters import SELF, StackPath, adapter_for
 from attnscope.contrib._common import keep, pick_stack
-from attnscope.errors import InputError
+from attnscope.errors import InputError, UnsupportedModelError
 from attnscope.traces import FloatArray, Trace
 
 if TYPE_CHECKING:
@@ -44,6 +44,12 @@ def value_zeroing(handle: ModelHandle, trace: Trace, stack: str | None = None, *
     chosen = pick_stack(trace, stack, "value_zeroing")
     layers, path = _layers(handle, chosen)
     adapter = adapter_for(handle.info.model_type)
+    if not path.attention:
+        raise UnsupportedModelError(
+            f"value zeroing compares each layer's output, but the {adapter.family} adapter knows only the "
+            f"attention modules of {handle.info.model_type} (its layers are split over several lists); use "
+            "norms_summed() or gradient_x_input() for this model"
+        )
     inputs = _inputs(handle, trace)
     clean: list[torch.Tensor] = []
     hooks = [layer.register_forward_hook(lambda m, a, out: clean.append(_hidden(out))) for layer in layers]
@@ -92,8 +98,9 @@ def gradient_x_input(
     h is the stack's last hidden states, e the input embeddings (the encoder's for "encoder" and
     "cross", the decoder's for "decoder"). The first-order contribution of e_j to h_i is the
     Jacobian-vector product J_ij·e_j; one forward-mode pass per input token computes it for every i,
-    batched ``batch_size`` tokens at a time. Cost: about 3 forward passes per input token. A reference
-    saliency, not an attention measure: it has no per-layer rows.
+    batched ``batch_size`` tokens at a time. Cost: one forward-mode pass (a few forward passes' work) per
+    input token; benchmarks/results/faithfulness.md has measured figures. A reference saliency, not an
+    attention measure: it has no per-layer rows.
     """
     import torch
     import torch.autograd.forward_ad as fwad
