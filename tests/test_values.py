@@ -183,3 +183,21 @@ def test_version_1_files_still_load(tiny: Any, tmp_path: Path) -> None:
     assert set(back.qk) == {"encoder"}
     assert not back.values
     assert not back.contributions
+
+
+def test_a_newer_format_version_is_refused_clearly(tiny: Any, tmp_path: Path) -> None:
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    from attnscope.errors import TraceFileError
+
+    path = attnscope.trace(tiny("bert"), TEXT).save(tmp_path / "t.safetensors")
+    with path.open("rb") as fh:
+        header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+    meta = json.loads(header["__metadata__"]["attnscope"])
+    meta["format_version"] = 3
+    newer = tmp_path / "v3.safetensors"
+    save_file(load_file(str(path)), str(newer), metadata={"attnscope": json.dumps(meta)})
+    with pytest.raises(TraceFileError, match=r"version 3; this attnscope reads versions 1, 2"):
+        Trace.load(newer)
