@@ -47,16 +47,15 @@ def need_values(trace: Trace, stack: str, measure: str) -> Values:
     return values
 
 
-def residual_averaged(attention: FloatArray) -> FloatArray:
+def residual_averaged(attention: FloatArray, dtype: type[np.floating[Any]] = np.float64) -> np.ndarray:
     """Abnar & Zuidema's per-layer matrix: heads averaged, then 0.5·(A + I), rows renormalised to sum 1.
 
-    [L, H, Q, Q] -> [L, Q, Q] in float64. Rows of a softmax already sum to 1, so the renormalisation only
+    [L, H, Q, Q] -> [L, Q, Q] in ``dtype``. Rows of a softmax already sum to 1, so the renormalisation only
     removes float rounding (and keeps a fully masked row, if any, a pure residual).
     """
-    a = attention.mean(axis=1, dtype=np.float64)
-    a = 0.5 * (a + np.eye(a.shape[-1]))
-    sums = a.sum(axis=-1, keepdims=True)
-    out: FloatArray = a / sums
+    a = attention.mean(axis=1, dtype=dtype)
+    a = 0.5 * (a + np.eye(a.shape[-1], dtype=dtype))
+    out: np.ndarray = a / a.sum(axis=-1, keepdims=True)
     return out
 
 
