@@ -89,10 +89,17 @@ def mixing_ratio(trace: Trace, stack: str | None = None) -> FloatArray:
 def _summed_norm(attention: np.ndarray, f: np.ndarray, *, squared: bool = False) -> np.ndarray:
     """‖Σ_h α_hij f_hj‖ [Q, K] from α [H, Q, K] and f [H, K, D], through the per-key Gram matrix of the heads.
 
-    ‖Σ_h α_h f_h‖² = Σ_h Σ_g α_h α_g ⟨f_h, f_g⟩: O(Q·K·H²) instead of materialising [Q, K, D].
+    ‖Σ_h α_h f_h‖² = Σ_h α_h (α_h ⟨f_h, f_h⟩ + 2 Σ_(g>h) α_g ⟨f_h, f_g⟩): H(H+1)/2 products of [Q, K]
+    arrays in their own layout, instead of materialising [Q, K, D] or transposing α.
     """
     per_key = np.asarray(f, dtype=np.float32).transpose(1, 0, 2)  # [K, H, D]
-    gram = per_key @ per_key.transpose(0, 2, 1)  # [K, H, H]
-    a = np.ascontiguousarray(np.asarray(attention, dtype=np.float32).transpose(2, 1, 0))  # [K, Q, H]
-    sq: np.ndarray = np.einsum("kqh,kqh->qk", a @ gram, a, dtype=np.float64)
-    return sq if squared else np.sqrt(np.maximum(sq, 0.0))
+    gram = np.ascontiguousarray((per_key @ per_key.transpose(0, 2, 1)).transpose(1, 2, 0))  # [H, H, K]
+    alpha = np.asarray(attention, dtype=np.float32)
+    total = np.zeros(alpha.shape[1:], dtype=np.float32)
+    for h in range(len(alpha)):
+        acc = alpha[h] * gram[h, h]
+        for g in range(h + 1, len(alpha)):
+            acc += 2 * alpha[g] * gram[h, g]
+        total += alpha[h] * acc
+    out = total.astype(np.float64)
+    return out if squared else np.sqrt(np.maximum(out, 0.0))
