@@ -16,8 +16,9 @@ from attnscope.errors import AttnscopeError, InputError
 from attnscope.traces import FloatArray, Trace
 
 FLOW_MAX_TOKENS = 128
-"""Longest sequence :func:`flow` accepts: it solves n² max-flow problems on L·n² edges each, so its time grows
-as n⁴ (about 2-5 s at 64 tokens, 6 layers; about a minute at 128)."""
+"""Longest sequence :func:`flow` accepts. It solves n² max-flow problems on L·n² edges each, so its time grows
+about as n⁴: 2-3 s at 64 tokens (6 layers, 2-core CPU; benchmarks/results/faithfulness.md), so an estimated
+0.5-1 minute at 128."""
 
 FLOW_SCALE = 2**29
 """Capacities are rounded to multiples of 1/FLOW_SCALE for the integer (int32) max-flow solver."""
