@@ -75,8 +75,10 @@ class HeadsAnalysis(Analysis["TextItem", AtlasState]):
         return a.merge(b)
 
     def finalize(self, state: AtlasState, context: Finalize) -> Mapping[str, str | bytes]:
-        atlas = state.finalize()
-        return {"report.json": report_json({**atlas.to_json(), **_header(self.name, context)})}
+        from attnscope.heads.report import heads_files
+
+        report = {**state.finalize().to_json(), **_header(self.name, context)}
+        return {"report.json": report_json(report), **heads_files(report)}
 
 
 class PatternAnalysis(Analysis["TextItem", PatternScores]):
@@ -180,5 +182,9 @@ class PairAnalysis(Analysis[PairItem, PairScores]):
 
 
 def find_report(result: FindResult, analysis: str, context: Finalize) -> dict[str, str | bytes]:
-    """The files of a finished ``find``: report.json (``ranking`` best first, layers and heads 0-based)."""
-    return {"report.json": report_json({**result.to_json(), **_header(analysis, context)})}
+    """The files of a finished ``find``: report.json (``ranking`` best first, layers and heads 0-based),
+    report.md and the score grid PNG."""
+    from attnscope.heads.report import find_files
+
+    report = {**result.to_json(), **_header(analysis, context)}
+    return {"report.json": report_json(report), **find_files(report)}
