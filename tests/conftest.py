@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,3 +93,24 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, wordpiece: Any) -> 
     tiny_models.build("bert").save_pretrained(folder)
     wordpiece.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[str]:
+    """A real Ray cluster started here on 127.0.0.1 with 2 CPUs and no dashboard; its address; stopped at the end."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=temp,
+        log_to_driver=False,
+        logging_level="warning",
+    )
+    try:
+        yield str(ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)

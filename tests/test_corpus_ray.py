@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +23,6 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'attn
 from attnscope.corpus.ray_engine import RayEngine  # noqa: E402
 
 BATCH = 4  # chunks of 32 items, shards of 128: several shards even on small inputs
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[str]:
-    """A real Ray cluster started here on 127.0.0.1 with 2 CPUs and no dashboard; its address; stopped at the end."""
-    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        _temp_dir=temp,
-        log_to_driver=False,
-        logging_level="warning",
-    )
-    try:
-        yield str(ray.get_runtime_context().gcs_address)
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _deps_json(model: ModelRef, state: Any, treebank: Path) -> dict[str, Any]:
