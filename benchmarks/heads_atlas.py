@@ -183,7 +183,7 @@ def markdown(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     for i, label in enumerate(labels):
         differ = [n for n in names if not found[n][i][1]]
         if differ:
-            lines.append(f"- {label}: {', '.join(differ)} ({'; '.join(found[n][i][0] for n in differ)})")
+            lines.append(f"- {label}: " + "; ".join(f"*{n}* ({found[n][i][0]})" for n in differ))
     lines.append("")
     for name, report in runs.items():
         lines += [
