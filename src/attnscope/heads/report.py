@@ -355,6 +355,15 @@ def score_grid(report: Mapping[str, Any]) -> np.ndarray:
     return grid
 
 
+def _question(report: Mapping[str, Any]) -> str:
+    query = report.get("query", {})
+    if "pattern" in query:
+        return f"pattern {query['pattern']!r}: score per head (mul)"
+    if "from" in query:
+        return f"mean attention {query['from']!r} -> {query['to']!r} per head"
+    return f"{report['method']} score per head"
+
+
 def find_files(report: Mapping[str, Any]) -> dict[str, str | bytes]:
     """report.md and the score-grid PNG of a find report (report.json's content as a dict)."""
     grid = score_grid(report)
@@ -363,7 +372,7 @@ def find_files(report: Mapping[str, Any]) -> dict[str, str | bytes]:
     vmax = max(1.0, float(finite.max())) if finite.size else 1.0
     png, _ = heatmap_image(
         grid,
-        f"{report['method']} score per head",
+        _plain(_question(report)),
         mark=(best["layer"], best["head"]) if best else None,
         vmin=min(0.0, float(finite.min())) if finite.size else 0.0,
         vmax=vmax,
