@@ -32,7 +32,7 @@ def test_heads_on_ray_equals_local(cluster: str, tiny_model_dir: Path, shared_da
     assert report["sentences"] == 300
     assert report["similarity"] is not None  # the JS distances crossed shards too
     assert numbers(remote / "report.json") == report  # every number, timing aside
-    for name in ("report.md", "figures/layers.png", "figures/roles.png", "figures/map.png"):
+    for name in ("report.md", "figures/layers.png", "figures/roles.png", "figures/map.png", "index.html"):
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
 
 

@@ -36,7 +36,8 @@ def test_heads_files_exist_agree_and_repeat(corpus: Path, tiny_model_dir: Path, 
     for out in (first, second):
         assert run("heads", "--corpus", corpus, "--model", tiny_model_dir, "--out", out) == 0
     files = files_of(first)
-    assert set(files) == {"report.json", "report.md", "figures/layers.png", "figures/roles.png", "figures/map.png"}
+    assert set(files) == {"report.json", "report.md", "figures/layers.png", "figures/roles.png", "figures/map.png",
+                          "index.html"}  # fmt: skip
     assert all(files[name].startswith(PNG) for name in files if name.endswith(".png"))
     assert files == files_of(second)  # the same corpus and model give the same bytes
 
@@ -62,6 +63,8 @@ def test_corpus_text_is_escaped_in_report_md(corpus: Path, tiny_model_dir: Path,
     assert run("heads", "--corpus", corpus, "--model", tiny_model_dir, "--out", out) == 0
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "<img" not in md
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "<img src=x" not in page  # the atlas view carries the corpus text as escaped data, never as markup
     assert "&lt;img src=x onerror=alert(1)&gt;" in md
     assert "\\[x\\](javascript:y)" in md
     assert "\\*now\\*" in md

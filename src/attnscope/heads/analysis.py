@@ -78,7 +78,21 @@ class HeadsAnalysis(Analysis["TextItem", AtlasState]):
         from attnscope.heads.report import heads_files
 
         report = {**state.finalize().to_json(), **_header(self.name, context)}
-        return {"report.json": report_json(report), **heads_files(report)}
+        return {"report.json": report_json(report), **heads_files(report), **atlas_page(report, context)}
+
+
+def atlas_page(report: Mapping[str, Any], context: Finalize) -> dict[str, str]:
+    """index.html: the atlas view of the report, a click opening the head view of each head's example
+    sentence (payloads made where the model lives); nothing when the view bundle is not built."""
+    from attnscope.probe.page import view_bundle
+
+    if view_bundle() is None:
+        return {}
+    from attnscope.views.atlas import atlas_view, example_inputs
+
+    examples = sorted(example_inputs(report).items()) if context.payload is not None else []
+    traces = {index: context.payload(text) for index, (text, _) in examples} if context.payload else {}
+    return {"index.html": atlas_view(dict(report), traces=traces).to_html()}
 
 
 class PatternAnalysis(Analysis["TextItem", PatternScores]):

@@ -66,7 +66,7 @@ def _stack_and_truncate(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_heads(args: argparse.Namespace) -> int:
-    from attnscope.corpus.driver import CorpusJob, count_items, settings_of
+    from attnscope.corpus.driver import CorpusJob, count_items, payload_function, settings_of
     from attnscope.corpus.protocol import Finalize
     from attnscope.corpus.readers import read_corpus
     from attnscope.heads.analysis import HeadsAnalysis
@@ -80,7 +80,7 @@ def _cmd_heads(args: argparse.Namespace) -> int:
     data = {"corpus": args.corpus}
     with job.open() as session:
         state = job.run(session, analysis, lambda: read_corpus(args.corpus, limit=args.limit), data, total)
-        files = analysis.finalize(state, Finalize(session.model, data, settings))
+        files = analysis.finalize(state, Finalize(session.model, data, settings, payload_function(session)))
     out = job.write(files)
     report = json.loads(files["report.json"])
     print(

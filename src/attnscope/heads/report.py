@@ -28,18 +28,6 @@ TOP_PER_ROLE = 5
 TOP_FIND = 20
 EXAMPLE_CHARS = 160
 
-# One colour per role family (offset+d / offset-d share "offset"); colour-blind-safe-ish tab10 hues.
-ROLE_COLOURS = {
-    "first": "#1f77b4",
-    "sep": "#d62728",
-    "punct": "#2ca02c",
-    "self": "#9467bd",
-    "previous": "#ff7f0e",
-    "next": "#8c564b",
-    "offset": "#e377c2",
-    "broad": "#17becf",
-    "mixed": "#7f7f7f",
-}
 LAYER_SERIES = (
     ("cls", "[CLS] / first", "#1f77b4"),
     ("sep", "[SEP] / EOS", "#d62728"),
@@ -48,9 +36,13 @@ LAYER_SERIES = (
 )
 
 
-def role_family(role: str) -> str:
-    """The colour family of a role: ``offset+3`` and ``offset-2`` are both ``offset``."""
-    return "offset" if role.startswith("offset") else role
+def role_palette(heads: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+    """Role -> colour for the roles present, in legend order: the atlas view's own colours, so the
+    figures and index.html agree."""
+    from attnscope.views.atlas import role_colours, role_order
+
+    order = role_order({h["role"] for row in heads for h in row})
+    return dict(zip(order, role_colours(order), strict=True))
 
 
 def _png(fig: Figure) -> bytes:
@@ -93,10 +85,10 @@ def layer_figure(report: Mapping[str, Any]) -> bytes:
     return _png(fig)
 
 
-def _role_rgba(role: str, score: float | None) -> tuple[float, float, float, float]:
+def _role_rgba(colour: str, score: float | None) -> tuple[float, float, float, float]:
     from matplotlib.colors import to_rgba
 
-    r, g, b, _ = to_rgba(ROLE_COLOURS.get(role_family(role), ROLE_COLOURS["mixed"]))
+    r, g, b, _ = to_rgba(colour)
     strength = 0.2 + 0.8 * min(1.0, max(0.0, score or 0.0))  # score as intensity: faint = weak
     return (1 - strength * (1 - r), 1 - strength * (1 - g), 1 - strength * (1 - b), 1.0)
 
@@ -107,7 +99,8 @@ def role_figure(report: Mapping[str, Any]) -> bytes:
 
     heads = report["heads"]
     n_layers, n_heads = len(heads), len(heads[0]) if heads else 0
-    grid = np.array([[_role_rgba(h["role"], h["score"]) for h in row] for row in heads], dtype=np.float64)
+    palette = role_palette(heads)
+    grid = np.array([[_role_rgba(palette[h["role"]], h["score"]) for h in row] for row in heads], dtype=np.float64)
     cells_w, cells_h = max(2.4, 0.32 * n_heads), max(1.2, 0.3 * n_layers)
     left, right, top, bottom = 0.6, 1.6, 0.4, 0.55
     width, height = left + cells_w + right, top + cells_h + bottom
@@ -120,9 +113,8 @@ def role_figure(report: Mapping[str, Any]) -> bytes:
     ax.set_ylabel("layer", fontsize=8, labelpad=1)
     ax.tick_params(labelsize=7, length=2, pad=1)
     ax.set_title("role per head (intensity = score)", fontsize=8, loc="left")
-    used = sorted({role_family(h["role"]) for row in heads for h in row}, key=list(ROLE_COLOURS).index)
     ax.legend(
-        handles=[Patch(color=ROLE_COLOURS[r], label=r) for r in used],
+        handles=[Patch(color=colour, label=role) for role, colour in palette.items()],
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
@@ -147,10 +139,8 @@ def map_figure(report: Mapping[str, Any]) -> bytes | None:
     colourbar = fig.colorbar(points, ax=by_layer, fraction=0.05, pad=0.02)
     colourbar.set_label("layer", fontsize=8)
     colourbar.ax.tick_params(labelsize=7)
-    families = [role_family(h["role"]) for h in flat]
-    by_role.scatter(
-        xy[:, 0], xy[:, 1], c=[ROLE_COLOURS.get(f, ROLE_COLOURS["mixed"]) for f in families], s=22, edgecolors="none"
-    )
+    palette = role_palette(report["heads"])
+    by_role.scatter(xy[:, 0], xy[:, 1], c=[palette[h["role"]] for h in flat], s=22, edgecolors="none")
     if len(flat) <= 200:
         for ax in (by_layer, by_role):
             for h, (px, py) in zip(flat, xy, strict=True):
@@ -162,8 +152,7 @@ def map_figure(report: Mapping[str, Any]) -> bytes | None:
                     xytext=(2, 2),
                     textcoords="offset points",
                 )
-    used = [r for r in ROLE_COLOURS if r in families]
-    handles = [Line2D([], [], marker="o", linestyle="", color=ROLE_COLOURS[r], label=r) for r in used]
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=r) for r, c in palette.items()]
     by_role.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     for ax, what in ((by_layer, "by layer"), (by_role, "by role")):
         ax.set_title(f"heads by Jensen-Shannon distance (MDS), {what}", fontsize=8, loc="left")
@@ -230,9 +219,7 @@ def heads_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> str:
     by_role: dict[str, list[dict[str, Any]]] = {}
     for h in heads:
         by_role.setdefault(h["role"], []).append(h)
-    order = sorted(
-        by_role, key=lambda r: (list(ROLE_COLOURS).index(role_family(r)) if role_family(r) in ROLE_COLOURS else 99, r)
-    )
+    order = list(role_palette(report["heads"]))  # legend order, as in the figures and the atlas view
     lines.append(
         markdown_table(
             ("role", "heads", f"top {TOP_PER_ROLE} (score)"),
