@@ -25,7 +25,7 @@ def register(subparsers: SubParsers) -> None:
         description="The head atlas: for every head of one stack, attention shares (first token, [SEP], "
         "punctuation, itself, previous/next token, best offset), entropy, confidence, distance, Kovaleva "
         "pattern types and a role; per layer the [CLS]/[SEP]/punctuation/other shares; JS distances, map "
-        "and clusters. Writes report.json into --out.",
+        "and clusters. Writes report.json, report.md, PNG figures and index.html (the atlas view) into --out.",
     )
     p.add_argument("--corpus", type=Path, required=True, metavar="FILE", help="text lines, CoNLL-U or JSON lines")
     _stack_and_truncate(p)
@@ -40,7 +40,8 @@ def register(subparsers: SubParsers) -> None:
         "find",
         help="rank heads by a pattern or by example word pairs",
         description="Rank every head by how well its attention matches a pattern (TransformerLens detect_head, "
-        "error measure 'mul'), or by its attention from one word to another. Writes report.json into --out.",
+        "error measure 'mul'), or by its attention from one word to another. Writes report.json, report.md and "
+        "a PNG of the scores into --out.",
     )
     f.add_argument("--corpus", type=Path, default=None, metavar="FILE", help="text lines, CoNLL-U or JSON lines")
     ask = f.add_argument_group("question (one of)")
