@@ -6,7 +6,7 @@ grows, and what does ``find --pattern induction`` cost over the forward passes i
      - bare forward: tokenize with padding + ``model(**batch, output_attentions=True)``, sentences sorted by
        token count inside windows of 8 batches as ``trace_many`` groups them (same padding: the fair floor);
      - attnscope heads: exactly what the command's local engine does (``process_shard`` of ``HeadsAnalysis``
-       per chunk, merged in order), plus, once at the end, ``finalize``: report.json, report.md and figures.
+       per chunk, merged in order), plus, once at the end, ``finalize``: report.json, report.md, figures and index.html.
    The machine may be shared, so the corpus is cut into turns of ``--chunk`` sentences and the two take
    turns (alternating who goes first); each one's time is its sum over turns. Wall and process CPU time.
 2. Memory (targets: peak RSS <= 1.5 GB, the same at 2,000 and 12,543 sentences). The real command,
@@ -50,7 +50,7 @@ def heads_timing(args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved turns of the bare pass and the heads analysis over the same sentences."""
     import attnscope
     from attnscope.corpus.engines import chunk_size, process_shard
-    from attnscope.corpus.protocol import Finalize, ModelRef
+    from attnscope.corpus.protocol import Finalize, ModelRef, payload_maker
     from attnscope.corpus.readers import read_corpus
     from attnscope.heads.analysis import HeadsAnalysis
 
@@ -80,7 +80,8 @@ def heads_timing(args: argparse.Namespace) -> dict[str, Any]:
               file=sys.stderr)  # fmt: skip
     files: dict[str, Any] = {}
     settings = {"limit": args.limit, "batch_size": args.batch_size}
-    context = Finalize(ModelRef(handle.name, handle.info), {"corpus": TRAIN}, settings)
+    payload = payload_maker(handle, None)  # index.html's example head views, as the command makes them
+    context = Finalize(ModelRef(handle.name, handle.info), {"corpus": TRAIN}, settings, payload)
     fw, fc = timed(lambda: files.update(analysis.finalize(state, context)))
     report = json.loads(files["report.json"])
     return {"sentences": len(items), "device": str(handle.device), "wall": wall, "cpu": cpu,
