@@ -319,17 +319,25 @@ def finish_run(pg: Any, timeout_s: float = 240) -> None:
 
 
 def save(pg: Any, path: Path, done: Any) -> Any:
-    """Ctrl+S (again if nothing was written after 10 s); the saved notebook once ``done(nb)`` holds."""
-    for _ in range(3):
+    """Ctrl+S (again if nothing was written after 20 s); the saved notebook once ``done(nb)`` holds.
+
+    A view may hold the focus: it is released first. A file caught mid-write is read again.
+    """
+    nb: Any = None
+    for _ in range(4):
+        pg.evaluate("document.activeElement && document.activeElement.blur && document.activeElement.blur()")
         pg.keyboard.press("Escape")  # command mode
         pg.keyboard.press("Control+s")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            nb = nbformat.read(path, as_version=4)
-            if done(nb):
+            try:
+                nb = nbformat.read(path, as_version=4)
+            except Exception:  # the server is writing the file right now
+                nb = None
+            if nb is not None and done(nb):
                 return nb
-            pg.wait_for_timeout(200)
-    pytest.fail(f"the notebook was not saved as expected: {html_outputs(nb)[:300]}")
+            pg.wait_for_timeout(250)
+    pytest.fail(f"the notebook was not saved as expected: {html_outputs(nb)[:300] if nb is not None else 'unreadable'}")
 
 
 ACTIVE_CELL = (
