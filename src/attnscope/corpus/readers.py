@@ -10,13 +10,13 @@ Each reader streams :class:`TextItem` values (never the whole file) and raises
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnscope.corpus.protocol import TraceInput
 from attnscope.errors import DataFileError
+from attnscope.probe.data import json_lines, numbered_lines
 
 FORMATS = ("text", "conllu", "jsonl")
 
@@ -66,12 +66,8 @@ def read_corpus(path: str | Path, limit: int | None = None, fmt: str | None = No
 
 
 def _lines(p: Path) -> Iterator[tuple[int, str]]:
-    with p.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as err:
-                raise DataFileError(f"{p}:{number}: not UTF-8 text ({err.reason}); save the file as UTF-8") from None
+    for number, line in numbered_lines(p):
+        yield number, line.rstrip("\r\n")
 
 
 def _plain(p: Path) -> Iterator[TextItem]:
@@ -107,15 +103,9 @@ def _conllu(p: Path) -> Iterator[TextItem]:
 
 
 def _jsonl(p: Path) -> Iterator[TextItem]:
-    for number, line in _lines(p):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataFileError(f"{p}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+    for number, obj in json_lines(p):
         if not isinstance(obj, dict):
-            raise DataFileError(f"{p}:{number}: expected a JSON object with \"text\", got {type(obj).__name__}")
+            raise DataFileError(f'{p}:{number}: expected a JSON object with "text", got {type(obj).__name__}')
         text, pair = obj.get("text"), obj.get("text_pair")
         if not isinstance(text, str) or not text.strip():
             raise DataFileError(f'{p}:{number}: missing or empty "text"')

@@ -118,14 +118,25 @@ def _open(path: str | Path, what: str) -> Path:
     return p
 
 
-def _lines(p: Path) -> Iterator[tuple[int, str]]:
-    """Numbered lines (1-based) of a UTF-8 text file; a decoding error names the line."""
+def numbered_lines(p: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines (1-based, line ends kept) of a UTF-8 text file; a decoding error names the line."""
     with p.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataFileError(f"{p}:{number}: not UTF-8 text ({err.reason}); save the file as UTF-8") from None
+
+
+def json_lines(p: Path) -> Iterator[tuple[int, Any]]:
+    """Numbered JSON values of a JSON-lines file, blank lines skipped; a bad line names file:line."""
+    for number, line in numbered_lines(p):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFileError(f"{p}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
 
 
 # -- CoNLL-U -------------------------------------------------------------------------------------
@@ -163,7 +174,7 @@ def read_treebank(
                 on_skip(item)
             return None
 
-    for number, line in _lines(p):
+    for number, line in numbered_lines(p):
         stripped = line.strip()
         if not stripped:
             if block and (sentence := build()) is not None:
@@ -280,13 +291,7 @@ def read_coref(path: str | Path, limit: int | None = None) -> Iterator[CorefItem
     if limit is not None and limit < 1:
         raise DataFileError(f"limit must be at least 1, got {limit}")
     count = 0
-    for number, line in _lines(p):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataFileError(f"{p}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+    for number, obj in json_lines(p):
         yield _coref_item(p, number, obj)
         count += 1
         if limit is not None and count >= limit:
