@@ -164,13 +164,13 @@ export class HeadView {
     this.headBox.setAttribute("role", "group");
     this.headBox.setAttribute("aria-label", "Heads shown");
     for (let h = 0; h < st.heads; h++) {
-      const block = el("button", "as-head", this.state.label(h), this.headBox);
+      const block = el("button", "as-head", this.state.headLabel(h) === "all heads" ? "all" : this.state.label(h), this.headBox);
       block.type = "button";
       block.style.background = this.state.colour(h);
       block.dataset.head = String(h);
       block.dataset.focusKey = `head-${h}`;
       block.title = `head ${this.state.label(h)}: click toggles, double-click shows only this head (again: all heads)`;
-      block.setAttribute("aria-label", `head ${this.state.label(h)}`);
+      block.setAttribute("aria-label", `${this.state.headTitle(h)}`);
       block.setAttribute("aria-pressed", String(this.heads.has(h)));
       block.addEventListener("click", () => {
         if (this.heads.has(h)) this.heads.delete(h);

@@ -74,7 +74,7 @@ export class HeatmapView {
     const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
     if (this.stackSel) fill(this.stackSel, this.state.stacks.map((s) => ({ value: s.name, text: cap(s.name) })), this.stackName);
     fill(this.layerSel, range(st.layers).map((l) => ({ value: String(l), text: this.state.label(l) })), String(this.layer));
-    fill(this.headSel, range(st.heads).map((h) => ({ value: String(h), text: this.state.label(h) })), String(this.head));
+    fill(this.headSel, range(st.heads).map((h) => ({ value: String(h), text: this.state.headLabel(h) })), String(this.head));
     const hide = this.state.hideSpecial;
     const pq = Math.min(st.nq, SIZE);
     const pk = Math.min(st.nk, SIZE);
@@ -137,8 +137,8 @@ export class HeatmapView {
     const blue = "#1f77b4";
     const from = light ? "#ffffff" : `rgb(${BG_DARK},${BG_DARK},${BG_DARK})`;
     this.legends.replaceChildren();
-    legend(this.legends, "Attention weight", `linear-gradient(to right, ${from}, ${blue})`, ["0", (top8 / 510).toFixed(2), (top8 / 255).toFixed(2)]);
-    const title = `${cap(st.name)} attention, layer ${this.state.label(this.layer)}, head ${this.state.label(this.head)}`;
+    legend(this.legends, this.state.measure === "attention" ? "Attention weight" : this.state.valueName(), `linear-gradient(to right, ${from}, ${blue})`, ["0", (top8 / 510).toFixed(2), (top8 / 255).toFixed(2)]);
+    const title = `${cap(st.name)} ${this.state.valueName()}, layer ${this.state.label(this.layer)}, ${this.state.headTitle(this.head)}`;
     this.canvas.setAttribute("aria-label", `${title}: a matrix of ${st.nq} query rows by ${st.nk} key columns; the table after it lists each query's strongest keys.`);
     this.describe(title);
     const ds = this.node.dataset;

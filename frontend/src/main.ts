@@ -34,7 +34,13 @@ export async function render(element: HTMLElement, data: Payload): Promise<void>
     }
   };
   applyTheme();
-  el("span", "as-title", `${payload.model.name}`, bar);
+  const titleNode = el("span", "as-title", undefined, bar);
+  const retitle = () => {
+    const value = state.valueName();
+    titleNode.textContent = value === "attention" ? payload.model.name : `${payload.model.name} \u00b7 ${value}`;
+    element.dataset.measure = state.measure;
+  };
+  retitle();
   const baseSel = select(bar, "Numbering", "as-base", (v) => {
     state.base = Number(v);
     element.dataset.indexBase = v;
@@ -52,6 +58,19 @@ export async function render(element: HTMLElement, data: Payload): Promise<void>
       state.hideSpecial = on;
       state.changed();
     });
+  }
+  const measures = state.measureNames;
+  if (measures.length > 1) {
+    // Switching the measure rebuilds the views: a head-less measure has one "all heads" pseudo-head.
+    const measureSel = select(bar, "Measure", "as-measure", (v) => {
+      state.setMeasure(v);
+      retitle();
+      const active = element.dataset.active ?? names[0];
+      for (const pane of built.values()) pane.remove();
+      built.clear();
+      show(active);
+    });
+    fill(measureSel, measures.map((m) => ({ value: m, text: m === "attention" ? "Attention (raw)" : m.replace(/_/g, " ") })), state.measure);
   }
   if (payload.precision === "uint8") {
     el("span", "as-note", "weights stored to \u00b10.002 (1/255 steps)", bar);

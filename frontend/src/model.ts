@@ -102,13 +102,13 @@ export class ModelView {
     this.rowEnds.clear();
     this.grid.style.gridTemplateColumns = `auto repeat(${heads.length}, ${THUMB + 2}px)`;
     el("div", "as-glabel as-ghead as-gside", "", this.grid);
-    for (const h of heads) el("div", "as-glabel as-ghead", `Head ${this.state.label(h)}`, this.grid);
+    for (const h of heads) el("div", "as-glabel as-ghead", cap(this.state.headTitle(h)), this.grid);
     const fg = themeColors(this.state.theme).dim;
     let count = 0;
     for (const l of layers) {
       el("div", "as-glabel as-gside", `Layer ${this.state.label(l)}`, this.grid);
       for (const h of heads) {
-        const name = `layer ${this.state.label(l)}, head ${this.state.label(h)}`;
+        const name = `layer ${this.state.label(l)}, ${this.state.headTitle(h)}`;
         const b = el("button", "as-thumbbtn", undefined, this.grid);
         b.type = "button";
         b.dataset.layer = String(l);
@@ -168,7 +168,7 @@ export class ModelView {
     const thumb = this.thumb(l, h);
     thumb?.setAttribute("aria-expanded", "true");
     thumb?.setAttribute("aria-controls", this.detail.id);
-    const title = `Layer ${this.state.label(l)}, head ${this.state.label(h)}`;
+    const title = `Layer ${this.state.label(l)}, ${this.state.headTitle(h)}`;
     this.detail.setAttribute("aria-label", title);
     const bar = el("div", "as-bar", undefined, this.detail);
     el("strong", undefined, title, bar);

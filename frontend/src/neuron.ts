@@ -60,7 +60,7 @@ export class NeuronView {
     const info = this.block.info;
     fill(this.layerSel, info.layers.map((l, i) => ({ value: String(i), text: this.state.label(l) })), String(this.li));
     fill(this.headSel, info.heads.map((h, i) => ({ value: String(i), text: this.state.label(h) })), String(this.hi));
-    const st = this.state.stack(info.stack);
+    const st = this.state.rawStack(info.stack);
     keepFocus(this.qlist, () => {
       this.qlist.replaceChildren();
       st.query.labels.forEach((label, i) => {
@@ -103,7 +103,7 @@ export class NeuronView {
     this.relabel();
     const b = this.block;
     const info = b.info;
-    const st = this.state.stack(info.stack);
+    const st = this.state.rawStack(info.stack);
     const [nl, nh, nq, d] = b.queries.shape;
     const nk = b.keys.shape[2];
     void nl;

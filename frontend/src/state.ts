@@ -1,7 +1,11 @@
 // Decoded attention stacks and the page-wide state (labels, theme, delimiter hiding) shared by every view.
 
 import { headColour } from "./colours";
+import { MeasurePayload } from "./contract";
 import { Arr, NeuronPayload, Payload, Resolved, Side, decodeBlob } from "./payload";
+
+/** What a measure stack shows instead of attention (absent: raw attention). */
+export type MeasureInfo = Omit<MeasurePayload, "data">;
 
 /** One attention stack [layers, heads, query, key] with optional hiding of special tokens. */
 export class Stack {
@@ -24,6 +28,8 @@ export class Stack {
     private readonly arr: Arr,
     layerIds?: number[],
     headIds?: number[],
+    /** Set when this stack holds a contribution measure (scaled into [0, 1]) instead of attention. */
+    readonly measure?: MeasureInfo,
   ) {
     [this.layers, this.heads, this.nq, this.nk] = arr.shape;
     this.narrowed = layerIds !== undefined || headIds !== undefined;
@@ -65,6 +71,10 @@ export class Stack {
         continue;
       }
       if (this.query.special[q]) continue;
+      if (this.measure) {
+        f[q] = this.scale; // a measure's rows need not sum to 1: delimiters zeroed, not renormalised
+        continue;
+      }
       const base = this.row(layer, head, q);
       let sum = 0;
       for (let k = 0; k < this.nk; k++) if (!this.key.special[k]) sum += v[base + k];
@@ -96,21 +106,81 @@ export class PageState {
   base: number;
   theme: "dark" | "light";
   hideSpecial: boolean;
+  /** "attention" or the name of the measure the views show (the page's selector). */
+  measure: string;
   private listeners: Listener[] = [];
+  private spec: Resolved;
 
   constructor(
     readonly payload: Payload,
     readonly stacks: Stack[],
     readonly neurons: Neuron[],
+    readonly measureStacks: Stack[] = [],
   ) {
     this.base = payload.resolved.index_base;
     this.theme = payload.resolved.theme;
     this.hideSpecial = payload.resolved.hide_special;
+    this.measure = payload.resolved.measure ?? "attention";
+    this.spec = payload.resolved;
   }
 
-  /** The spec Python resolved once for both renderers (stack, heads, colours, thresholds). */
+  /** The spec Python resolved once for both renderers (stack, heads, colours, thresholds), fitted to the measure shown. */
   get resolved(): Resolved {
-    return this.payload.resolved;
+    return this.spec;
+  }
+
+  /** The measures the page can show (names), raw attention first. */
+  get measureNames(): string[] {
+    return ["attention", ...new Set(this.measureStacks.map((s) => s.measure!.name))];
+  }
+
+  /** Show `name` ("attention" or a measure) in every view; layers and heads are refitted when its shape differs. */
+  setMeasure(name: string): void {
+    const before = this.stack(this.spec.stack);
+    this.measure = name;
+    const now = this.stack(this.spec.stack);
+    const r = this.payload.resolved;
+    const start = this.startStack();
+    const same = (a: Stack, b: Stack) => a.layers === b.layers && a.heads === b.heads;
+    if (same(now, start)) {
+      this.spec = { ...r, measure: name };
+    } else if (!same(now, before) || this.spec.measure !== name) {
+      const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+      this.spec = {
+        ...r,
+        measure: name,
+        layer: Math.min(r.layer, now.layers - 1),
+        heads: all(now.heads),
+        include_layers: all(now.layers),
+        include_heads: all(now.heads),
+      };
+    }
+    const info = now.measure;
+    this.spec = { ...this.spec, measure_title: info?.title ?? "attention", measure_scale: info?.scale ?? "", measure_per_head: info?.per_head ?? true };
+  }
+
+  private startStack(): Stack {
+    const m = this.payload.resolved.measure ?? "attention";
+    const name = this.payload.resolved.stack;
+    return this.measureStacks.find((s) => s.name === name && s.measure!.name === m) ?? this.stacks.find((s) => s.name === name) ?? this.stacks[0];
+  }
+
+  /** What the views' values are, for titles and legends: "attention", or the measure with its scale. */
+  valueName(): string {
+    const info = this.stack(this.spec.stack)?.measure; // a page of another subject (the atlas) has no stacks
+    if (!info) return "attention";
+    return `${info.name}: ${info.title}${info.scale ? ` (${info.scale})` : ""}`;
+  }
+
+  /** "head N", or "all heads" for a measure without heads. */
+  headTitle(head: number): string {
+    const label = this.headLabel(head);
+    return label === "all heads" ? label : `head ${label}`;
+  }
+
+  /** A head's label ("all heads" for a measure without heads). */
+  headLabel(head: number): string {
+    return this.stack(this.spec.stack)?.measure?.per_head === false ? "all heads" : this.label(head);
   }
 
   /** The colour of a head (the same as in the PNG/SVG export). */
@@ -139,11 +209,28 @@ export class PageState {
         bias: n.bias ? await decodeBlob(n.bias) : null,
       })),
     );
-    return new PageState(payload, stacks, neurons);
+    const measureStacks: Stack[] = [];
+    for (const s of payload.stacks) {
+      for (const m of s.measures ?? []) {
+        const { data, ...info } = m;
+        measureStacks.push(new Stack(s.name, payload.sides[s.query], payload.sides[s.key], await decodeBlob(data), undefined, undefined, info));
+      }
+    }
+    return new PageState(payload, stacks, neurons, measureStacks);
   }
 
+  /** The stack the views draw: the chosen measure's when the page shows one and the stack has it, else attention. */
   stack(name: string): Stack {
-    return this.stacks.find((s) => s.name === name) ?? this.stacks[0];
+    if (this.measure !== "attention") {
+      const m = this.measureStacks.find((s) => s.name === name && s.measure!.name === this.measure);
+      if (m) return m;
+    }
+    return this.rawStack(name);
+  }
+
+  /** A stack's raw attention, whatever measure is shown (the neuron view explains the softmax). */
+  rawStack(name: string): Stack {
+    return this.stacks.find((s) => s.name === name) ?? this.stacks[0]; // undefined only on a page of no trace (atlas)
   }
 
   /** A layer or head number as labelled on the page (0- or 1-based). */

@@ -36,12 +36,14 @@ def head_view(
     hide_special: bool = False,
     precision: Precision = "uint8",
     model_name: str | None = None,
+    measure: str = "attention",
 ) -> View:
     """Lines from each token to the tokens it attends to, one colour per head (BertViz's ``head_view``).
 
     ``prettify_tokens`` is accepted for BertViz compatibility (tokens are always shown in readable
     form); ``html_action`` "view" or "return" both return the view object. ``model_name`` titles a view
-    made from attention tensors (which do not say which model made them).
+    made from attention tensors (which do not say which model made them). ``measure``: show a contribution
+    measure instead of attention ("rollout", "norms", ...; see :mod:`attnscope.views.measures`).
     """
     _html_action(html_action)
     trace = to_trace(
@@ -65,6 +67,7 @@ def head_view(
         theme=theme,
         index_base=index_base,
         hide_special=hide_special,
+        measure=measure,
     )
     return View("head", trace, opts, precision=precision)
 
@@ -89,10 +92,12 @@ def model_view(
     hide_special: bool = False,
     precision: Precision = "uint8",
     model_name: str | None = None,
+    measure: str = "attention",
 ) -> View:
     """Every layer x head as a thumbnail; click one to open it large (BertViz's ``model_view``).
 
-    ``model_name`` titles a view made from attention tensors.
+    ``model_name`` titles a view made from attention tensors; ``measure`` shows a contribution measure
+    instead of attention (see :mod:`attnscope.views.measures`).
     """
     _html_action(html_action)
     trace = to_trace(
@@ -113,6 +118,7 @@ def model_view(
         theme=display_mode,
         index_base=index_base,
         hide_special=hide_special,
+        measure=measure,
     )
     return View("model", trace, opts, precision=precision)
 
@@ -193,10 +199,20 @@ def heatmap_view(
     index_base: int = 0,
     hide_special: bool = False,
     precision: Precision = "uint8",
+    measure: str = "attention",
 ) -> View:
-    """The query x key attention matrix of one head, for inputs where lines become unreadable."""
+    """The query x key attention matrix of one head, for inputs where lines become unreadable.
+
+    ``measure``: show a contribution measure instead of attention (see :mod:`attnscope.views.measures`).
+    """
     opts = _options(
-        layer=layer, heads=[head], stack=stack, theme=theme, index_base=index_base, hide_special=hide_special
+        layer=layer,
+        heads=[head],
+        stack=stack,
+        theme=theme,
+        index_base=index_base,
+        hide_special=hide_special,
+        measure=measure,
     )
     return View("heatmap", to_trace(trace), opts, precision=precision)
 
@@ -215,8 +231,14 @@ def page(
     index_base: int = 0,
     hide_special: bool = False,
     precision: Precision = "uint8",
+    measure: str = "attention",
 ) -> View:
-    """Several views of one trace as tabs on one page (default: head, model, neuron if q/k, heatmap)."""
+    """Several views of one trace as tabs on one page (default: head, model, neuron if q/k, heatmap).
+
+    ``measure``: the contribution measure the page starts with instead of attention ("rollout", "norms", ...;
+    see :mod:`attnscope.views.measures`); its selector switches between it, attention and any measure
+    already kept on the trace.
+    """
     trace = to_trace(trace)
     if views is not None:
         views = [views] if isinstance(views, str) else list(views)
@@ -233,5 +255,6 @@ def page(
         theme=theme,
         index_base=index_base,
         hide_special=hide_special,
+        measure=measure,
     )
     return View("page", trace, opts, views=tuple(views or ()), precision=precision)

@@ -9,6 +9,7 @@ from pathlib import Path
 from attnscope.cli import add_input_arguments, add_model_options, load_from_args, preview
 from attnscope.errors import InputError
 from attnscope.files import check_target
+from attnscope.views.measures import MEASURE_NAMES, check_measure, compute
 from attnscope.views.registry import VIEW_KINDS, VIEWS
 
 
@@ -46,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="uint8",
         help="attention in the page: uint8 (default, error <= 1/255, small) or float32 (exact)",
     )
+    p.add_argument(
+        "--measure",
+        default="attention",
+        help=f"what the views show: {', '.join(MEASURE_NAMES)} (default: attention; a measure is computed for "
+        "this text, and the page's selector switches back to raw attention)",
+    )
     add_model_options(p)
     p.set_defaults(func=_cmd_view)
 
@@ -81,10 +88,14 @@ def _cmd_view(args: argparse.Namespace) -> int:
             f"a {args.output.suffix} image shows one view; choose it with --views (e.g. --views head), "
             "or write an .html page for tabs"
         )
+    spec = check_measure(args.measure)  # before the model loads
     check_target(args.output, "image" if image else "page")  # before the model loads
     handle = load_from_args(args)
     qk = any("qk" in VIEWS[v].needs for v in views)
-    result = trace(handle, args.text, args.text_b, target=args.target, qk=qk, truncation=args.truncate)
+    values = spec is not None and spec.values
+    result = trace(handle, args.text, args.text_b, target=args.target, qk=qk, truncation=args.truncate, values=values)
+    if spec is not None:
+        compute(result, spec.name, result.main_stack, handle)
     view = page(
         result,
         views,
@@ -95,12 +106,13 @@ def _cmd_view(args: argparse.Namespace) -> int:
         theme=args.theme,
         index_base=args.index_base,
         precision=args.precision,
+        measure=args.measure,
     )
     path = view.save(args.output).resolve()
     info = result.model
     print(f"model:   {info.name} ({info.architecture}, {info.num_layers} layers x {info.num_heads} heads)")
     print(f"tokens:  {len(result.tokens)}  {preview(result.tokens.display)}")
-    print(f"views:   {', '.join(views)}")
+    print(f"views:   {', '.join(views)}" + (f" (showing {args.measure})" if spec is not None else ""))
     what = "image" if image else "page"
     print(f"{what} written to {path} ({path.stat().st_size / 1024:.0f} kB; open it in any browser, offline)")
     if args.open:

@@ -22,6 +22,7 @@ from attnscope.views.registry import VIEWS
 TS_NAMES = {
     "Blob": "Blob64",
     "SidePayload": "Side",
+    "MeasurePayload": "MeasurePayload",
     "StackPayload": "StackPayload",
     "NeuronPayload": "NeuronPayload",
     "ResolvedPayload": "Resolved",

@@ -281,7 +281,10 @@ def _options(
     theme: Theme = "dark",
     index_base: int = 0,
     hide_special: bool = False,
+    measure: str = "attention",
 ) -> ViewOptions:
+    if not isinstance(measure, str):
+        raise InputError(f"measure must be a name such as 'rollout', got {type(measure).__name__}")
     return ViewOptions(
         layer=_as_int(layer, "layer"),
         heads=_as_indices(heads, "heads"),
@@ -292,6 +295,7 @@ def _options(
         theme=theme,
         index_base=index_base,
         hide_special=hide_special,
+        measure=measure,
     )
 
 

@@ -20,7 +20,8 @@ class ViewOptions:
     layer / all heads); ``include_layers``/``include_heads``: the model view's grid (None = all);
     ``stack``: "encoder", "decoder" or "cross" (None = the trace's main stack); ``query_index``: the
     neuron view's query token; ``index_base``: how layers and heads are labelled (0 as BertViz, 1 as
-    exBERT); ``hide_special``: drop attention to and from delimiter tokens and renormalise each row.
+    exBERT); ``hide_special``: drop attention to and from delimiter tokens and renormalise each row;
+    ``measure``: what the views show, "attention" or a measure of :mod:`attnscope.views.measures`.
     """
 
     layer: int | None = None
@@ -32,8 +33,12 @@ class ViewOptions:
     theme: Theme = "dark"
     index_base: int = 0
     hide_special: bool = False
+    measure: str = "attention"
 
     def __post_init__(self) -> None:
+        from attnscope.views.measures import check_measure
+
+        check_measure(self.measure)
         if self.theme not in ("dark", "light"):
             raise InputError(f"theme must be 'dark' or 'light', got {self.theme!r}")
         if self.index_base not in (0, 1):

@@ -1,4 +1,4 @@
-"""The one data contract between Python and the views' JavaScript (version 3), and its HTML embedding.
+"""The one data contract between Python and the views' JavaScript (version 5), and its HTML embedding.
 
 A payload is JSON. Attention travels as binary: each stack's [layers, heads, query, key] array is
 quantised to uint8 (value = byte / 255, error <= 0.5/255; the default) or kept as float32
@@ -16,6 +16,9 @@ Versions: 2 added ``layers``/``heads`` on stacks. 3 replaced ``options`` by ``re
 layers, head colours, masking threshold, line threshold), and a neuron-only page carries one head.
 4 added the optional ``atlas`` section (a view whose subject is a head atlas, not a trace: its grid and,
 as ``examples``, one head-view payload per unique example sentence; ``sides``/``stacks`` stay empty).
+5 added ``measures`` on stacks (contribution measures the page can show instead of attention, each scaled
+into [0, 1] with its scale stated) and ``measure``, ``measure_title``, ``measure_scale``, ``measure_per_head``
+in ``resolved`` (the measure a page starts with; "attention" for raw attention).
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ import numpy as np
 from attnscope.errors import InputError
 from attnscope.tokens import Tokens
 from attnscope.traces import Trace
+from attnscope.views.measures import ATTENTION, MEASURES, shown_measure
 from attnscope.views.options import ViewOptions
 from attnscope.views.registry import VIEWS, check_views
 from attnscope.views.resolve import Resolved, resolve
 
-PAYLOAD_VERSION = 4
+PAYLOAD_VERSION = 5
 Precision = Literal["uint8", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("uint8", "float32")
 # Raw bytes of queries/keys/mask/bias that a page carries for the neuron view before it narrows to
@@ -69,14 +73,29 @@ class _StackFields(TypedDict):
     attention: Blob
 
 
+class MeasurePayload(TypedDict):
+    """A contribution measure shown in place of attention: its display array [layers, heads, Q, K] in [0, 1]
+    (encoded like attention), ``scale`` ("" or how it was scaled into [0, 1]), ``per_head`` (False: one
+    "all heads" pseudo-head), ``layers`` (the trace layer behind each row); see :mod:`attnscope.views.measures`."""
+
+    name: str
+    title: str
+    scale: str
+    per_head: bool
+    layers: list[int]
+    data: Blob
+
+
 class StackPayload(_StackFields, total=False):
     """One attention stack; ``query``/``key`` name the sides ("source" or "target").
 
     ``layers``/``heads``, when present, are the trace's layers and heads the attention holds (a neuron-only page).
+    ``measures``: the contribution measures the page can show instead of this stack's attention.
     """
 
     layers: list[int]
     heads: list[int]
+    measures: list[MeasurePayload]
 
 
 class NeuronPayload(TypedDict):
@@ -107,6 +126,10 @@ class ResolvedPayload(TypedDict):
     head_colours: list[str]
     mask_threshold: float
     min_weight: float
+    measure: str
+    measure_title: str
+    measure_scale: str
+    measure_per_head: bool
 
 
 class ModelPayload(TypedDict):
@@ -207,7 +230,11 @@ def build_payload(
             )
             continue
         blob = encode_attention(trace.attention[name], precision)
-        stacks.append({"name": name, "query": q_side, "key": k_side, "attention": blob})
+        entry: StackPayload = {"name": name, "query": q_side, "key": k_side, "attention": blob}
+        measures = measure_section(trace, name, resolved, precision)
+        if measures:
+            entry["measures"] = measures
+        stacks.append(entry)
     model = dataclasses.asdict(trace.model)  # a test checks ModelPayload lists ModelInfo's fields
     return {
         "version": PAYLOAD_VERSION,
@@ -219,6 +246,32 @@ def build_payload(
         "stacks": stacks,
         "neuron": neuron,
     }
+
+
+def measure_section(trace: Trace, stack: str, resolved: Resolved, precision: Precision) -> list[MeasurePayload]:
+    """The measures a stack's page can switch to: the chosen one, and every view measure already kept on the trace."""
+    names = [m for m in MEASURES if f"{m}.{stack}" in trace.contributions]
+    if stack == resolved.stack and resolved.measure != ATTENTION and resolved.measure not in names:
+        names.insert(0, resolved.measure)
+    out: list[MeasurePayload] = []
+    for name in names:
+        try:
+            shown = shown_measure(trace, name, stack)
+        except InputError:
+            if name == resolved.measure:
+                raise
+            continue  # a kept result no view can show (e.g. negative values): not offered
+        out.append(
+            {
+                "name": name,
+                "title": shown.title,
+                "scale": shown.scale,
+                "per_head": shown.per_head,
+                "layers": list(shown.layers),
+                "data": encode_attention(shown.array, precision),
+            }
+        )
+    return out
 
 
 def side_payload(tokens: Tokens) -> SidePayload:

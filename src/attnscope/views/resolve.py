@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from attnscope.errors import InputError
 from attnscope.traces import Trace
+from attnscope.views.measures import ATTENTION, shown_measure
 from attnscope.views.options import Theme, ViewOptions
 
 # A key is masked when its additive mask is at or below this (HF uses -1e4, -1e9 or the dtype's minimum).
@@ -54,7 +55,9 @@ class Resolved:
     ``include_layers``/``include_heads``: the model view's grid; ``head_colours``: one per head index;
     ``hide_special``: attention to and from delimiter tokens is dropped and each row renormalised
     (:func:`shown_attention`); ``mask_threshold``: a key whose mask is at or below it is "masked";
-    ``min_weight``: head view lines below it are not drawn.
+    ``min_weight``: head view lines below it are not drawn; ``measure``: "attention" or the measure shown
+    instead (its display title, scale note and whether it has heads; layer and head indices then index the
+    measure's display array, see :mod:`attnscope.views.measures`).
     """
 
     stack: str
@@ -69,6 +72,10 @@ class Resolved:
     head_colours: tuple[str, ...]
     mask_threshold: float = MASK_THRESHOLD
     min_weight: float = MIN_WEIGHT
+    measure: str = "attention"
+    measure_title: str = "attention"
+    measure_scale: str = ""
+    measure_per_head: bool = True
 
     @property
     def head(self) -> int:
@@ -92,6 +99,9 @@ def resolve(trace: Trace, options: ViewOptions) -> Resolved:
     if stack not in trace.attention:
         raise InputError(f"this trace has no {stack!r} attention; it has {', '.join(trace.stacks)}")
     n_layers, n_heads, n_query, _ = trace.attention[stack].shape
+    shown = shown_measure(trace, options.measure, stack) if options.measure != ATTENTION else None
+    if shown is not None:
+        n_layers, n_heads = shown.array.shape[:2]
     layer = 0 if options.layer is None else options.layer
     _check_index(layer, n_layers, "layer")
     if options.heads == () or options.include_heads == () or options.include_layers == ():
@@ -113,6 +123,10 @@ def resolve(trace: Trace, options: ViewOptions) -> Resolved:
         index_base=options.index_base,
         hide_special=options.hide_special,
         head_colours=tuple(head_colours(most_heads)),
+        measure=options.measure,
+        measure_title=shown.title if shown else ATTENTION,
+        measure_scale=shown.scale if shown else "",
+        measure_per_head=shown.per_head if shown else True,
     )
 
 
@@ -125,14 +139,22 @@ def shown_attention(trace: Trace, resolved: Resolved, layer: int) -> NDArray[np.
     """Attention [heads, query, key] of one layer as both renderers show it.
 
     With ``hide_special``, weights to and from delimiter tokens become 0 and every remaining row is
-    divided by its remaining sum (a row whose weight all went to delimiters stays 0).
+    divided by its remaining sum (a row whose weight all went to delimiters stays 0). With a measure
+    (``resolved.measure``), its display array (scaled into [0, 1]) instead, zeroed but not renormalised.
     """
-    att = np.asarray(trace.attention[resolved.stack][layer], dtype=np.float32)
+    att: NDArray[np.float32]
+    if resolved.measure != ATTENTION:
+        att = np.asarray(shown_measure(trace, resolved.measure, resolved.stack).array[layer], dtype=np.float32)
+    else:
+        att = np.asarray(trace.attention[resolved.stack][layer], dtype=np.float32)
     if not resolved.hide_special:
         return att
     q_tokens, k_tokens = trace.sides(resolved.stack)
     kept = att * ~k_tokens.special[None, None, :]
     kept = kept * ~q_tokens.special[None, :, None]
+    if resolved.measure != ATTENTION:  # a measure's rows need not sum to 1: zeroed, not renormalised
+        out_measure: NDArray[np.float32] = kept.astype(np.float32)
+        return out_measure
     sums = kept.sum(axis=-1, keepdims=True)
     out: NDArray[np.float32] = np.divide(kept, sums, out=np.zeros_like(kept), where=sums > 0).astype(np.float32)
     return out

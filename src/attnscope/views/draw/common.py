@@ -65,7 +65,19 @@ def title(trace: Trace, resolved: Resolved, *parts: str) -> tuple[str, str]:
     first = visible_label(trace.model.name)
     if len(trace.stacks) > 1 or resolved.stack != trace.main_stack:
         first += f" · {resolved.stack} attention"
+    if resolved.measure != "attention":
+        first += f" · {value_name(resolved)}"
+        if not resolved.measure_per_head:
+            parts = (*(p for p in parts if not p.startswith("head ")), "all heads")
     return first, " · ".join(parts)
+
+
+def value_name(resolved: Resolved) -> str:
+    """What the picture's values are (for titles and colour bars): "attention" or the measure and its scale."""
+    if resolved.measure == "attention":
+        return "attention"
+    scale = f" ({resolved.measure_scale})" if resolved.measure_scale else ""
+    return f"{resolved.measure}: {resolved.measure_title}{scale}"
 
 
 def colourbar(fig: Figure, image: Any, ax: Axes, label: str, style: Style, vertical: bool = False) -> None:

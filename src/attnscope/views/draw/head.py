@@ -91,7 +91,10 @@ def draw(trace: Trace, resolved: Resolved, style: Style) -> Figure:
     if segments:
         ax.add_collection(LineCollection(list(np.concatenate(segments)), colors=np.concatenate(rgba), linewidths=1.2))
 
-    handles = [Patch(facecolor=colours[h], label=f"head {h + base}") for h in heads]
+    handles = [
+        Patch(facecolor=colours[h], label=f"head {h + base}" if resolved.measure_per_head else "all heads")
+        for h in heads
+    ]
     fig.legend(
         handles=handles,
         loc="upper center",

@@ -6,7 +6,17 @@ import math
 from typing import TYPE_CHECKING
 
 from attnscope.traces import Trace
-from attnscope.views.draw.common import HIDDEN_NOTE, TITLE_H, Style, colourbar, fig_width, labels, new_figure, title
+from attnscope.views.draw.common import (
+    HIDDEN_NOTE,
+    TITLE_H,
+    Style,
+    colourbar,
+    fig_width,
+    labels,
+    new_figure,
+    title,
+    value_name,
+)
 from attnscope.views.resolve import Resolved, shown_attention
 
 if TYPE_CHECKING:
@@ -49,5 +59,12 @@ def draw(trace: Trace, resolved: Resolved, style: Style) -> Figure:
     ax.set_ylabel("query (attending)", color=style.foreground, fontsize=7)
     ax.xaxis.set_label_position("top")
     bar_ax = fig.add_axes(((label_w + body_w + 0.3) / width, label_w / height, 0.12 / width, body_h / height))
-    colourbar(fig, image, bar_ax, "attention weight", style, vertical=True)
+    colourbar(
+        fig,
+        image,
+        bar_ax,
+        "attention weight" if resolved.measure == "attention" else value_name(resolved),
+        style,
+        vertical=True,
+    )
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from attnscope.traces import Trace
-from attnscope.views.draw.common import HIDDEN_NOTE, TITLE_H, Style, colourbar, fig_width, new_figure, title
+from attnscope.views.draw.common import HIDDEN_NOTE, TITLE_H, Style, colourbar, fig_width, new_figure, title, value_name
 from attnscope.views.resolve import Resolved, shown_attention
 
 if TYPE_CHECKING:
@@ -44,12 +44,17 @@ def draw(trace: Trace, resolved: Resolved, style: Style) -> Figure:
             for spine in ax.spines.values():
                 spine.set_color(style.muted)
             if r == 0:
-                ax.set_title(f"H{h + base}", fontsize=7, color=style.foreground, pad=3)
+                ax.set_title(
+                    f"H{h + base}" if resolved.measure_per_head else "all heads",
+                    fontsize=7,
+                    color=style.foreground,
+                    pad=3,
+                )
             if c == 0:
                 ax.set_ylabel(
                     f"L{layer + base}", fontsize=7, color=style.foreground, rotation=0, ha="right", va="center"
                 )
     if image is not None:
         bar_ax = fig.add_axes((left / width, 0.25 / height, min(3.0, width - left - 0.3) / width, 0.1 / height))
-        colourbar(fig, image, bar_ax, "attention weight, square-root scale (query rows × key columns)", style)
+        colourbar(fig, image, bar_ax, f"{value_name(resolved)}, square-root scale (query rows × key columns)", style)
     return fig
