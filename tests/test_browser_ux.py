@@ -189,9 +189,9 @@ def test_tabs_have_tab_roles_and_arrow_keys(tab: Any, minilm_pair: Trace) -> Non
         """ts => ts.map(t => ({tab: t.dataset.tab, selected: t.getAttribute('aria-selected'), index: t.tabIndex,
             panel: document.getElementById(t.getAttribute('aria-controls'))?.getAttribute('role') ?? null}))""",
     )
-    assert [t["tab"] for t in tabs] == ["head", "model", "neuron", "heatmap"]
+    assert [t["tab"] for t in tabs] == ["head", "model", "neuron", "heatmap", "contribution"]
     assert tabs[0] == {"tab": "head", "selected": "true", "index": 0, "panel": "tabpanel"}
-    assert [t["index"] for t in tabs[1:]] == [-1, -1, -1]
+    assert [t["index"] for t in tabs[1:]] == [-1, -1, -1, -1]
     labelled = tab.eval_on_selector(
         "[role=tabpanel]", "p => document.getElementById(p.getAttribute('aria-labelledby')).dataset.tab"
     )
@@ -202,8 +202,8 @@ def test_tabs_have_tab_roles_and_arrow_keys(tab: Any, minilm_pair: Trace) -> Non
     assert tab.get_attribute("[role=tab][data-tab=model]", "aria-selected") == "true"
     assert tab.is_visible(".as-modelview")
     tab.keyboard.press("End")
-    assert active(tab)["data"]["tab"] == "heatmap"
-    assert tab.is_visible(".as-heatmapview")
+    assert active(tab)["data"]["tab"] == "contribution"
+    assert tab.is_visible(".as-contributionview")
     tab.keyboard.press("ArrowRight")  # wraps around
     assert active(tab)["data"]["tab"] == "head"
 

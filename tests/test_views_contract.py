@@ -13,7 +13,7 @@ import pytest
 from attnscope.traces import ModelInfo, Trace
 from attnscope.views import VIEW_KINDS, ViewOptions, page
 from attnscope.views.contract import TARGET, typescript
-from attnscope.views.payload import ModelPayload, Payload, ResolvedPayload, build_payload
+from attnscope.views.payload import ContributionPayload, ModelPayload, Payload, ResolvedPayload, build_payload
 from attnscope.views.registry import NEEDS, VIEWS, available_views
 from attnscope.views.resolve import HEAD_PALETTE, Resolved, head_colours, resolve
 from test_views_payload import random_trace
@@ -32,12 +32,16 @@ def test_contract_typeddicts_match_what_python_writes() -> None:
     trace = random_trace(["[CLS]", "a", "b", "[SEP]"])
     payload = build_payload(trace, ("head", "neuron"), ViewOptions())
     assert set(payload) == set(get_type_hints(Payload)) - Payload.__optional_keys__
-    assert Payload.__optional_keys__ == {"atlas"}  # a section only an atlas payload has (tests/test_views_atlas.py)
+    # sections only some payloads have: an atlas payload (tests/test_views_atlas.py), a contribution view's
+    assert Payload.__optional_keys__ == {"atlas", "contribution"}
+    with_section = build_payload(trace, ("contribution",), ViewOptions())
+    assert set(with_section) == set(payload) | {"contribution"}
+    assert set(with_section["contribution"]) == set(get_type_hints(ContributionPayload))
     assert set(payload["resolved"]) == set(get_type_hints(ResolvedPayload))
 
 
 def test_every_list_of_views_derives_from_the_registry() -> None:
-    assert VIEW_KINDS == ("head", "model", "neuron", "heatmap")  # the views of a trace
+    assert VIEW_KINDS == ("head", "model", "neuron", "heatmap", "contribution")  # the views of a trace
     assert tuple(VIEWS) == (*VIEW_KINDS, "atlas")  # and one of another subject (a head atlas)
     assert {spec.subject for spec in VIEWS.values()} == {"trace", "atlas"}
     registry_ts = (ROOT / "frontend" / "src" / "registry.ts").read_text(encoding="utf-8")
@@ -60,8 +64,8 @@ def test_default_tabs_are_the_views_whose_needs_the_trace_has() -> None:
     trace = random_trace(["[CLS]", "a", "b", "[SEP]"])
     assert available_views(trace) == VIEW_KINDS
     trace.qk = {}
-    assert available_views(trace) == ("head", "model", "heatmap")
-    assert page(trace).views == ("head", "model", "heatmap")
+    assert available_views(trace) == ("head", "model", "heatmap", "contribution")
+    assert page(trace).views == ("head", "model", "heatmap", "contribution")
 
 
 def _lab(hex_colour: str) -> np.ndarray:

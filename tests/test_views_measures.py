@@ -12,10 +12,10 @@ import attnscope
 import attnscope.contrib
 from attnscope.cli import main
 from attnscope.errors import AttnscopeError, InputError
-from attnscope.views import head_view, heatmap_view, model_view
+from attnscope.views import contribution_view, head_view, heatmap_view, model_view
 from attnscope.views import page as view_page
 from attnscope.views.measures import ROW_MAX
-from attnscope.views.payload import PAYLOAD_VERSION, decode_attention
+from attnscope.views.payload import PAYLOAD_VERSION, decode_array, decode_attention
 from test_views_cli import payload_of, tiny_folder  # noqa: F401 - the tiny_folder fixture
 
 TEXT = "the cat sat on the mat"
@@ -27,7 +27,7 @@ def bert_trace(tiny: Any) -> attnscope.Trace:
 
 
 def test_payload_carries_the_measure_scaled_as_stated(bert_trace: attnscope.Trace) -> None:
-    payload = view_page(bert_trace, measure="norms").payload()
+    payload = view_page(bert_trace, ["head", "heatmap"], measure="norms").payload()
     assert payload["version"] == PAYLOAD_VERSION == 5
     assert payload["resolved"]["measure"] == "norms"
     assert payload["resolved"]["measure_scale"] == ROW_MAX
@@ -43,7 +43,7 @@ def test_payload_carries_the_measure_scaled_as_stated(bert_trace: attnscope.Trac
 
 
 def test_headless_measure_is_one_all_heads_pseudo_head(bert_trace: attnscope.Trace) -> None:
-    payload = view_page(bert_trace, measure="rollout", precision="float32").payload()
+    payload = view_page(bert_trace, ["model"], measure="rollout", precision="float32").payload()
     (measure,) = payload["stacks"][0]["measures"]
     assert measure["per_head"] is False
     assert measure["scale"] == ""
@@ -60,10 +60,15 @@ def test_headless_measure_is_one_all_heads_pseudo_head(bert_trace: attnscope.Tra
     assert flow["data"]["shape"] == [1, 1, 8, 8]
 
 
-def test_plain_page_carries_no_measure(bert_trace: attnscope.Trace) -> None:
-    payload = view_page(bert_trace).payload()
+def test_plain_page_carries_no_measure_but_the_contribution_views_rollout(bert_trace: attnscope.Trace) -> None:
+    payload = view_page(bert_trace, ["head", "model"]).payload()
     assert payload["resolved"]["measure"] == "attention"
     assert "measures" not in payload["stacks"][0]
+    assert "contribution" not in payload
+    # the default tabs include the contribution view, whose rollout the selector then offers too
+    payload = view_page(bert_trace).payload()
+    assert payload["contribution"]["measure"] == "rollout"
+    assert [m["name"] for m in payload["stacks"][0]["measures"]] == ["rollout"]
 
 
 @pytest.mark.parametrize("kind", ["head", "model", "heatmap"])
@@ -99,6 +104,7 @@ def test_cli_measure_writes_a_page(tiny_folder: Path, tmp_path: Path, capsys: py
     payload = payload_of(out.read_text(encoding="utf-8"))
     assert payload["resolved"]["measure"] == "rollout"
     assert [m["name"] for m in payload["stacks"][0]["measures"]] == ["rollout"]
+    assert payload["contribution"]["measure"] == "rollout"
     out = tmp_path / "norms.html"  # a measure that needs values: the CLI captures them
     assert main(["view", TEXT, "--model", str(tiny_folder), "--measure", "norms", "-o", str(out)]) == 0
     assert payload_of(out.read_text(encoding="utf-8"))["resolved"]["measure_scale"] == ROW_MAX
@@ -113,3 +119,27 @@ def test_cli_unknown_measure_is_one_line(tiny_folder: Path, tmp_path: Path, caps
     assert len(err) == 1
     assert "unknown measure 'mixing_ratio'" in err[0]
     assert not (tmp_path / "x.html").exists()
+
+
+def test_contribution_section_and_static_export(bert_trace: attnscope.Trace, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    view = contribution_view(bert_trace, measure="norms_summed", position=2)
+    section = view.payload()["contribution"]
+    assert (section["measure"], section["scale"], section["position"]) == ("norms_summed", ROW_MAX, 2)
+    raw = bert_trace.contributions["norms_summed.encoder"].array
+    np.testing.assert_allclose(decode_array(section["values"]), raw / raw.max(axis=-1, keepdims=True), rtol=1e-6)
+    assert len(section["colours"]) == len(set(section["colours"])) == len(bert_trace.tokens)
+    svg = view.save(tmp_path / "c.svg").read_text(encoding="utf-8")
+    assert "norms_summed: norm summed over heads (each row ÷ its maximum)" in svg
+    assert "contribution to position 2" in svg
+    assert contribution_view(bert_trace).save(tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_contribution_view_errors(bert_trace: attnscope.Trace, tiny: Any) -> None:
+    with pytest.raises(InputError, match="per head \\(use norms_summed or rollout\\)"):
+        contribution_view(bert_trace, measure="norms")
+    with pytest.raises(InputError, match="query token 99 does not exist"):
+        contribution_view(bert_trace, position=99)
+    t5 = attnscope.trace(tiny("t5"), TEXT, target="a b")
+    with pytest.raises(InputError, match="self-attention stack"):
+        contribution_view(t5, stack="cross")

@@ -3,7 +3,7 @@
 
 export const PAYLOAD_VERSION = 5;
 
-export const VIEW_NAMES = ["head", "model", "neuron", "heatmap", "atlas"] as const;
+export const VIEW_NAMES = ["head", "model", "neuron", "heatmap", "contribution", "atlas"] as const;
 export type ViewName = (typeof VIEW_NAMES)[number];
 
 /** A binary array: dtype, shape, deflate-compressed little-endian bytes in base64. */
@@ -114,7 +114,19 @@ export interface AtlasPayload {
   examples: AtlasExample[];
 }
 
-/** Everything a page shows (see the module docstring); ``atlas``: the atlas view's section. */
+/** The contribution view's section: for every output position, how much each input token reaches it after each layer (``values`` [layers, Q, K] in [0, 1], float32, of ``measure``; ``scale`` as in MeasurePayload; ``layers``: the trace layer behind each row; ``position``: the output position shown first; ``colours``: one per input token, as in the PNG/SVG). */
+export interface ContributionPayload {
+  colours: string[];
+  stack: string;
+  measure: string;
+  title: string;
+  scale: string;
+  layers: number[];
+  position: number;
+  values: Blob64;
+}
+
+/** Everything a page shows (see the module docstring); ``atlas``: the atlas view's section; ``contribution``: the contribution view's. */
 export interface Payload {
   version: number;
   views: string[];
@@ -125,4 +137,5 @@ export interface Payload {
   stacks: StackPayload[];
   neuron: NeuronPayload[];
   atlas?: AtlasPayload;
+  contribution?: ContributionPayload;
 }

@@ -177,6 +177,11 @@ export const STYLE = `
 body.attnscope-page.as-dark{background:${THEMES.dark.bg}}
 body.attnscope-page.as-light{background:${THEMES.light.bg}}
 .attnscope-root :focus-visible{outline:2px solid var(--as-focus);outline-offset:1px}
+.attnscope-root .as-crow{display:flex;align-items:center;gap:8px;margin:3px 0}
+.attnscope-root .as-clabel{width:64px;flex:none;text-align:right;color:var(--as-fg)}
+.attnscope-root .as-cbar{display:flex;flex:1;max-width:900px;height:22px;border:1px solid var(--as-line);overflow:hidden}
+.attnscope-root .as-cseg{display:block;height:100%;overflow:hidden;white-space:nowrap;text-align:center;font-size:11px;line-height:22px;color:#fff;unicode-bidi:plaintext}
+.attnscope-root .as-cseg:hover,.attnscope-root .as-cseg:focus{outline:2px solid var(--as-focus);outline-offset:-2px}
 .attnscope-root .as-sr{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
 .attnscope-root *{box-sizing:border-box}
 .attnscope-root .as-bar{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin:4px 0 8px}

@@ -2,6 +2,7 @@
 // (contract.ts is generated), so tsc fails here when a view is registered there and not here.
 
 import { AtlasView } from "./atlas";
+import { ContributionView } from "./contribution";
 import { ViewName } from "./contract";
 import { HeadView } from "./head";
 import { HeatmapView } from "./heatmap";
@@ -22,6 +23,7 @@ export const VIEWS: Record<ViewName, ViewEntry> = {
   model: { title: "Model view", make: (s) => new ModelView(s).node },
   neuron: { title: "Neuron view", make: (s) => new NeuronView(s).node, narrowed: true },
   heatmap: { title: "Heatmap", make: (s) => new HeatmapView(s).node },
+  contribution: { title: "Contribution", make: (s) => new ContributionView(s).node },
   atlas: { title: "Head atlas", make: (s) => new AtlasView(s).node },
 };
 

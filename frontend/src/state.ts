@@ -108,6 +108,8 @@ export class PageState {
   hideSpecial: boolean;
   /** "attention" or the name of the measure the views show (the page's selector). */
   measure: string;
+  /** The contribution view's rows [layers, Q, K] (payload.contribution), decoded. */
+  contribution: Arr | null = null;
   private listeners: Listener[] = [];
   private spec: Resolved;
 
@@ -216,7 +218,9 @@ export class PageState {
         measureStacks.push(new Stack(s.name, payload.sides[s.query], payload.sides[s.key], await decodeBlob(data), undefined, undefined, info));
       }
     }
-    return new PageState(payload, stacks, neurons, measureStacks);
+    const state = new PageState(payload, stacks, neurons, measureStacks);
+    if (payload.contribution) state.contribution = await decodeBlob(payload.contribution.values);
+    return state;
   }
 
   /** The stack the views draw: the chosen measure's when the page shows one and the stack has it, else attention. */

@@ -1,4 +1,4 @@
-"""Interactive attention views (head, model, neuron, heatmap, atlas): self-contained, offline HTML.
+"""Interactive attention views (head, model, neuron, heatmap, contribution, atlas): self-contained, offline HTML.
 
 A view object has ``kind`` (one of ``VIEW_KINDS``, or "page" for tabs), ``trace`` (the Trace it
 shows) and ``options`` (:class:`ViewOptions`); static export reads exactly these. The atlas view
@@ -7,7 +7,7 @@ shows) and ``options`` (:class:`ViewOptions`); static export reads exactly these
 
 from __future__ import annotations
 
-from attnscope.views.api import head_view, heatmap_view, model_view, neuron_view, page
+from attnscope.views.api import contribution_view, head_view, heatmap_view, model_view, neuron_view, page
 from attnscope.views.atlas import AtlasView, atlas_view
 from attnscope.views.objects import View
 from attnscope.views.options import VIEW_KINDS, ViewOptions
@@ -18,6 +18,7 @@ __all__ = [
     "View",
     "ViewOptions",
     "atlas_view",
+    "contribution_view",
     "head_view",
     "heatmap_view",
     "model_view",

@@ -1,4 +1,5 @@
-"""The view functions: ``head_view``, ``model_view``, ``neuron_view``, ``heatmap_view`` and ``page``.
+"""The view functions: ``head_view``, ``model_view``, ``neuron_view``, ``heatmap_view``, ``contribution_view``
+and ``page``.
 
 The first three take BertViz's call shapes too, so its notebooks run with only the import changed.
 """
@@ -10,6 +11,7 @@ from typing import Any
 
 from attnscope.errors import InputError
 from attnscope.traces import Trace
+from attnscope.views.measures import contribution_measure
 from attnscope.views.objects import View, _html_action, _options, to_trace
 from attnscope.views.options import VIEW_KINDS, Theme
 from attnscope.views.payload import Precision
@@ -215,6 +217,31 @@ def heatmap_view(
         measure=measure,
     )
     return View("heatmap", to_trace(trace), opts, precision=precision)
+
+
+def contribution_view(
+    trace: Trace,
+    measure: str = "rollout",
+    position: int = 0,
+    *,
+    stack: str | None = None,
+    theme: Theme = "dark",
+    index_base: int = 0,
+    hide_special: bool = False,
+) -> View:
+    """For output ``position``, which input tokens reach it, layer by layer: one stacked bar per layer of a
+    layered, head-less measure (rollout, norms_summed, mixing, value_zeroing, flow; see attnscope.views.measures)."""
+    opts = _options(
+        stack=stack,
+        query_index=position,
+        theme=theme,
+        index_base=index_base,
+        hide_special=hide_special,
+        measure=measure,
+    )
+    trace = to_trace(trace)
+    contribution_measure(trace, measure, opts.stack or trace.main_stack, strict=True)
+    return View("contribution", trace, opts)
 
 
 def page(

@@ -30,6 +30,7 @@ TS_NAMES = {
     "AtlasHead": "AtlasHead",
     "AtlasExample": "AtlasExample",
     "AtlasPayload": "AtlasPayload",
+    "ContributionPayload": "ContributionPayload",
     "Payload": "Payload",
 }
 TARGET = Path("frontend") / "src" / "contract.ts"

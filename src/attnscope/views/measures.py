@@ -135,3 +135,41 @@ def legend(name: str, scale: str) -> str:
         return "attention"
     words = MEASURES[name].title
     return f"{words} ({scale})" if scale else words
+
+
+CONTRIBUTION_DEFAULT = "rollout"
+
+
+def contribution_measure(trace: Trace, name: str, stack: str, *, strict: bool = False) -> Shown:
+    """The layered, head-less measure the contribution view stacks: ``name`` if it has no heads, else rollout
+    ("attention", or a per-head measure a page shows in its other views); ``strict``: a per-head ``name`` is an
+    error instead (``contribution_view(measure="norms")``). The view's title always names the measure it shows.
+    """
+    chosen = CONTRIBUTION_DEFAULT if name == ATTENTION else name
+    shown = shown_measure(trace, chosen, stack)
+    if shown.per_head:
+        if strict:
+            instead = "norms_summed or rollout" if chosen == "norms" else "rollout"
+            raise InputError(
+                f"the contribution view needs a measure over all heads; {chosen} is per head (use {instead})"
+            )
+        shown = shown_measure(trace, CONTRIBUTION_DEFAULT, stack)
+    return shown
+
+
+def contribution_section(trace: Trace, resolved: Any, views: tuple[str, ...]) -> dict[str, Any]:
+    """The contribution view's payload section: its measure's rows [layers, Q, K] in [0, 1], float32."""
+    from attnscope.views.payload import encode_array
+    from attnscope.views.resolve import head_colours
+
+    shown = contribution_measure(trace, resolved.measure, resolved.stack)
+    return {
+        "colours": head_colours(shown.array.shape[-1]),
+        "stack": resolved.stack,
+        "measure": shown.name,
+        "title": shown.title,
+        "scale": shown.scale,
+        "layers": list(shown.layers),
+        "position": resolved.query_index,
+        "values": encode_array(shown.array[:, 0]),
+    }

@@ -18,7 +18,8 @@ layers, head colours, masking threshold, line threshold), and a neuron-only page
 as ``examples``, one head-view payload per unique example sentence; ``sides``/``stacks`` stay empty).
 5 added ``measures`` on stacks (contribution measures the page can show instead of attention, each scaled
 into [0, 1] with its scale stated) and ``measure``, ``measure_title``, ``measure_scale``, ``measure_per_head``
-in ``resolved`` (the measure a page starts with; "attention" for raw attention).
+in ``resolved`` (the measure a page starts with; "attention" for raw attention), and the optional
+``contribution`` section (the contribution view: a layered measure's rows for every output position).
 """
 
 from __future__ import annotations
@@ -177,6 +178,22 @@ class AtlasPayload(TypedDict):
     examples: list[AtlasExample]
 
 
+class ContributionPayload(TypedDict):
+    """The contribution view's section: for every output position, how much each input token reaches it after
+    each layer (``values`` [layers, Q, K] in [0, 1], float32, of ``measure``; ``scale`` as in MeasurePayload;
+    ``layers``: the trace layer behind each row; ``position``: the output position shown first; ``colours``:
+    one per input token, as in the PNG/SVG)."""
+
+    colours: list[str]
+    stack: str
+    measure: str
+    title: str
+    scale: str
+    layers: list[int]
+    position: int
+    values: Blob
+
+
 class _PayloadFields(TypedDict):
     version: int
     views: list[str]
@@ -189,9 +206,11 @@ class _PayloadFields(TypedDict):
 
 
 class Payload(_PayloadFields, total=False):
-    """Everything a page shows (see the module docstring); ``atlas``: the atlas view's section."""
+    """Everything a page shows (see the module docstring); ``atlas``: the atlas view's section;
+    ``contribution``: the contribution view's."""
 
     atlas: AtlasPayload
+    contribution: ContributionPayload
 
 
 def build_payload(
@@ -236,7 +255,7 @@ def build_payload(
             entry["measures"] = measures
         stacks.append(entry)
     model = dataclasses.asdict(trace.model)  # a test checks ModelPayload lists ModelInfo's fields
-    return {
+    out: Payload = {
         "version": PAYLOAD_VERSION,
         "views": list(views),
         "model": model,  # type: ignore[typeddict-item]
@@ -246,6 +265,9 @@ def build_payload(
         "stacks": stacks,
         "neuron": neuron,
     }
+    if "contribution" in sections:
+        out["contribution"] = sections["contribution"]
+    return out
 
 
 def measure_section(trace: Trace, stack: str, resolved: Resolved, precision: Precision) -> list[MeasurePayload]:

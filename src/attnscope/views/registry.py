@@ -33,6 +33,8 @@ class Need:
             return stack not in trace.attention
         if self.name == "qk":
             return stack not in trace.qk
+        if self.name == "layered":  # rollout (and every layered measure) maps a stack's tokens to themselves
+            return stack not in ("encoder", "decoder")
         raise ValueError(f"no check for need {self.name!r}")  # a new need adds its check here
 
 
@@ -44,6 +46,11 @@ NEEDS: dict[str, Need] = {
         "qk",
         "trace with qk=True (CLI: attnscope view ... --views neuron captures them), "
         "or call neuron_view(model, tokenizer, ...)",
+    ),
+    "layered": Need(
+        "layered",
+        "choose a self-attention stack (stack='encoder' or 'decoder'): contributions through layers are "
+        "defined where every layer maps the same tokens to themselves",
     ),
 }
 
@@ -93,6 +100,13 @@ VIEWS: dict[str, ViewSpec] = {
             builder="attnscope.views.payload:neuron_section",
         ),
         ViewSpec("heatmap", "Heatmap", ("attention",), "attnscope.views.draw.heatmap:draw"),
+        ViewSpec(
+            "contribution",
+            "Contribution",
+            ("attention", "layered"),
+            "attnscope.views.draw.contribution:draw",
+            builder="attnscope.views.measures:contribution_section",
+        ),
         ViewSpec(
             "atlas",
             "Head atlas",
