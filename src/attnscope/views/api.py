@@ -260,7 +260,7 @@ def page(
     precision: Precision = "uint8",
     measure: str = "attention",
 ) -> View:
-    """Several views of one trace as tabs on one page (default: head, model, neuron if q/k, heatmap).
+    """Several views of one trace as tabs on one page (default: head, model, neuron if q/k, heatmap, contribution).
 
     ``measure``: the contribution measure the page starts with instead of attention ("rollout", "norms", ...;
     see :mod:`attnscope.views.measures`); its selector switches between it, attention and any measure

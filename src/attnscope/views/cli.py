@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``view`` subcommand."""
     p = subparsers.add_parser(
         "view",
-        help="write an interactive page (head, model, neuron, heatmap views) for a text or pair",
+        help="write an interactive page (head, model, neuron, heatmap, contribution views) for a text or pair",
         description="Run a model on TEXT (and TEXT_B as sentence B) and write one self-contained, offline "
         "HTML page with the views as tabs. Layer and head numbers given here are 0-based.",
     )
