@@ -12,24 +12,11 @@ import attnscope
 import attnscope.contrib
 from attnscope.views import page as view_page
 from attnscope.views.measures import ROW_MAX
-from test_browser_views import data, show, tab  # noqa: F401 - the tab fixture
+from test_browser_views import data, heatmap_cells, show, tab  # noqa: F401 - the tab fixture
 from test_views_payload import XSS, random_trace
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("ATTNSCOPE_SHOTS")  # a folder: screenshots of each state are written there
-
-
-def _heatmap_cells(pg: Any, n: int) -> np.ndarray:
-    """Every cell of the heatmap view, read back from its hover text (4 decimals)."""
-    box = pg.query_selector(".as-heatmapview canvas").bounding_box()
-    cell = (box["width"] - 110 - 4) / n  # frontend/src/heatmap.ts: labels take 110 px left, 80 px on top
-    out = np.zeros((n, n))
-    for q in range(n):
-        for k in range(n):
-            pg.mouse.move(box["x"] + 110 + cell * (k + 0.5), box["y"] + 80 + cell * (q + 0.5))
-            assert data(pg, ".as-heatmapview")["hover"] == f"{q},{k}"
-            out[q, k] = float(pg.text_content(".as-heatmapview .as-caption").rsplit(": ", 1)[1])
-    return out
 
 
 def _shot(pg: Any, name: str) -> None:
@@ -47,7 +34,7 @@ def test_selector_switches_measure_and_numbers_match(tab: Any, tiny: Any) -> Non
     norms = trace.contributions["norms.encoder"].array[1, 2].astype(np.float64)
     expected = norms / norms.max(axis=-1, keepdims=True)
     assert float(norms.max()) < 0.5  # far from [0, 1]-filling: shown raw they would be invisible
-    np.testing.assert_allclose(_heatmap_cells(tab, n), expected, atol=0.5 / 255 + 5e-5)
+    np.testing.assert_allclose(heatmap_cells(tab, n), expected, atol=0.5 / 255 + 5e-5)
     assert ROW_MAX in tab.text_content(".as-page-bar .as-title")
     assert "norms" in tab.text_content(".as-heatmapview .as-legends")
     _shot(tab, "page_norms_heatmap")
@@ -59,7 +46,7 @@ def test_selector_switches_measure_and_numbers_match(tab: Any, tiny: Any) -> Non
     ]
     tab.select_option(".as-heatmapview .as-layer", "1")
     rollout = trace.contributions["rollout.encoder"].array[1]
-    np.testing.assert_allclose(_heatmap_cells(tab, n), rollout, atol=0.5 / 255 + 5e-5)
+    np.testing.assert_allclose(heatmap_cells(tab, n), rollout, atol=0.5 / 255 + 5e-5)
     assert "rollout" in tab.text_content(".as-page-bar .as-title")
     _shot(tab, "page_rollout_heatmap")
     tab.click("button[data-tab=head]")

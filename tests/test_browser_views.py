@@ -57,6 +57,19 @@ def data(pg: Any, selector: str) -> dict[str, str]:
     return result
 
 
+def heatmap_cells(pg: Any, n: int) -> np.ndarray:
+    """Every cell of the heatmap view, read back from its hover text (4 decimals)."""
+    box = pg.query_selector(".as-heatmapview canvas").bounding_box()
+    cell = (box["width"] - 110 - 4) / n  # frontend/src/heatmap.ts: labels take 110 px left, 80 px on top
+    out = np.zeros((n, n))
+    for q in range(n):
+        for k in range(n):
+            pg.mouse.move(box["x"] + 110 + cell * (k + 0.5), box["y"] + 80 + cell * (q + 0.5))
+            assert data(pg, ".as-heatmapview")["hover"] == f"{q},{k}"
+            out[q, k] = float(pg.text_content(".as-heatmapview .as-caption").rsplit(": ", 1)[1])
+    return out
+
+
 def pixels(pg: Any, selector: str) -> str:
     result: str = pg.eval_on_selector(selector, "c => c.toDataURL()")
     return result

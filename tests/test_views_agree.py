@@ -15,7 +15,7 @@ from attnscope.traces import Trace
 from attnscope.views import View, ViewOptions
 from attnscope.views import page as view_page
 from attnscope.views.resolve import MIN_WEIGHT, masked, resolve, shown_attention
-from test_browser_views import data, show, tab  # noqa: F401 - the tab fixture
+from test_browser_views import data, heatmap_cells, show, tab  # noqa: F401 - the tab fixture
 from test_views_payload import random_trace
 
 pytest.importorskip("matplotlib", reason="static export needs the 'views' extra (matplotlib)")
@@ -70,16 +70,7 @@ def test_renormalised_weights_agree(tab: Any) -> None:  # noqa: F811
     shown = shown_attention(trace, resolve(trace, options), 1)
     html = view_page(trace, ["heatmap", "head"], layer=1, heads=[2], hide_special=True, precision="float32").to_html()
     show(tab, html)
-    # Every cell of the heatmap, read back from its hover text (4 decimals).
-    box = tab.query_selector(".as-heatmapview canvas").bounding_box()
-    n = len(PAIR_TOKENS)
-    cell = (box["width"] - 110 - 4) / n  # frontend/src/heatmap.ts: labels take 110 px left, 80 px on top
-    on_page = np.zeros((n, n))
-    for q in range(n):
-        for k in range(n):
-            tab.mouse.move(box["x"] + 110 + cell * (k + 0.5), box["y"] + 80 + cell * (q + 0.5))
-            assert data(tab, ".as-heatmapview")["hover"] == f"{q},{k}"
-            on_page[q, k] = float(tab.text_content(".as-heatmapview .as-caption").rsplit(": ", 1)[1])
+    on_page = heatmap_cells(tab, len(PAIR_TOKENS))
     np.testing.assert_allclose(on_page, shown[2], atol=5e-5)
     special = np.array([t.startswith("[") for t in PAIR_TOKENS])
     np.testing.assert_allclose(on_page[~special].sum(-1), 1.0, atol=5e-4)
