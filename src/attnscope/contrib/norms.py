@@ -58,19 +58,23 @@ def mixing(trace: Trace, stack: str | None = None) -> FloatArray:
     x = values.residual  # [L, Q, D]
     z = values.rebuild(attention) + x  # what each LayerNorm normalises (b_o included)
     std = np.sqrt(z.var(axis=-1, dtype=np.float64) + values.norm_eps[:, None])  # [L, Q]
-    f = np.matmul(values.vectors, values.out_weight)  # [L, H, K, D]
-    f -= f.mean(axis=-1, keepdims=True)
-    f *= gamma[:, None]  # LN's linear part on each term
+    # LN's linear part on each term, γ·(f - mean(f)), folded into W_o's columns first: the mean over D of
+    # v·W_o is v·mean(W_o), so one matmul gives every centred, scaled f, with no pass over [L, H, K, D].
+    w = values.out_weight
+    f = np.matmul(values.vectors, (w - w.mean(axis=-1, keepdims=True)) * gamma[:, None])  # [L, H, K, D]
     xr = (x - x.mean(axis=-1, keepdims=True)) * gamma
     own = np.diagonal(attention, axis1=2, axis2=3)  # [L, H, Q]: α_hii
-    cross_term = np.einsum("lhi,lhid,lid->li", own, f, xr, dtype=np.float64, optimize=True)
+    dots = np.einsum("lhid,lid->lhi", f, xr)  # ⟨f_hi, x_i⟩ in float32, one pass; summed over heads in float64
+    cross_term = np.einsum("lhi,lhi->li", own, dots, dtype=np.float64)
     x_sq = np.einsum("lid,lid->li", xr, xr, dtype=np.float64)
     out = np.empty(attention.shape[:1] + attention.shape[2:], dtype=np.float32)
     idx = np.arange(x.shape[1])
     for layer in range(len(attention)):
         squared = _summed_norm(attention[layer], f[layer], squared=True)  # [Q, K]
-        squared[idx, idx] += 2 * cross_term[layer] + x_sq[layer]  # the residual goes to the token itself
-        out[layer] = np.sqrt(np.maximum(squared, 0.0)) / std[layer][:, None]
+        squared[idx, idx] += (2 * cross_term[layer] + x_sq[layer]).astype(np.float32)  # residual: to the token itself
+        np.maximum(squared, 0.0, out=squared)
+        np.sqrt(squared, out=squared)
+        np.divide(squared, std[layer][:, None].astype(np.float32), out=out[layer])
     return keep(trace, "mixing", chosen, out)
 
 
@@ -87,19 +91,22 @@ def mixing_ratio(trace: Trace, stack: str | None = None) -> FloatArray:
 
 
 def _summed_norm(attention: np.ndarray, f: np.ndarray, *, squared: bool = False) -> np.ndarray:
-    """‖Σ_h α_hij f_hj‖ [Q, K] from α [H, Q, K] and f [H, K, D], through the per-key Gram matrix of the heads.
+    """‖Σ_h α_hij f_hj‖ (float32) [Q, K] from α [H, Q, K] and f [H, K, D], through the per-key Gram matrix of the heads.
 
     ‖Σ_h α_h f_h‖² = Σ_h α_h (α_h ⟨f_h, f_h⟩ + 2 Σ_(g>h) α_g ⟨f_h, f_g⟩): H(H+1)/2 products of [Q, K]
     arrays in their own layout, instead of materialising [Q, K, D] or transposing α.
     """
     per_key = np.asarray(f, dtype=np.float32).transpose(1, 0, 2)  # [K, H, D]
     gram = np.ascontiguousarray((per_key @ per_key.transpose(0, 2, 1)).transpose(1, 2, 0))  # [H, H, K]
+    twice = 2 * gram
     alpha = np.asarray(attention, dtype=np.float32)
     total = np.zeros(alpha.shape[1:], dtype=np.float32)
+    acc, scratch = np.empty_like(total), np.empty_like(total)  # in place: no temporaries per product
     for h in range(len(alpha)):
-        acc = alpha[h] * gram[h, h]
+        np.multiply(alpha[h], gram[h, h], out=acc)
         for g in range(h + 1, len(alpha)):
-            acc += 2 * alpha[g] * gram[h, g]
-        total += alpha[h] * acc
-    out = total.astype(np.float64)
-    return out if squared else np.sqrt(np.maximum(out, 0.0))
+            np.multiply(alpha[g], twice[h, g], out=scratch)
+            acc += scratch
+        acc *= alpha[h]
+        total += acc
+    return total if squared else np.sqrt(np.maximum(total, 0.0))
