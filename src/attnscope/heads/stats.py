@@ -129,53 +129,51 @@ class HeadStats:
         row_pos = np.flatnonzero(kinds.rows)
         if row_pos.size == 0:
             return
-        n = att.shape[-1]
+        n, k = att.shape[-1], self.max_offset
         a = att[:, :, row_pos, :]  # [L, H, R, T]
-        per_row = {
-            "first": a @ kinds.first.astype(np.float64),
-            "sep": a @ kinds.sep.astype(np.float64),
-            "punct": a @ kinds.punct.astype(np.float64),
-            "entropy": -(a * np.log(np.maximum(a, _TINY))).sum(-1),
-            "max_weight": a.max(-1),
-            "distance": (a * np.abs(np.arange(n)[None, :] - row_pos[:, None])).sum(-1),
-        }
+        # Every per-row number in one array [L, H, R, F] (F = ROW_STATS then the 2K+1 offsets), so the sums
+        # over rows, their conversion to units and the means are one operation each, not one per statistic.
+        per_row = np.empty((*a.shape[:3], len(ROW_STATS) + 2 * k + 1))
+        key_kind = np.stack([kinds.first, kinds.sep, kinds.punct], axis=-1).astype(np.float64)  # [T, 3]
+        per_row[..., 0:3] = a @ key_kind  # first, sep, punct
+        per_row[..., 3] = -np.einsum("lhrt,lhrt->lhr", a, np.log(np.maximum(a, _TINY)))  # entropy
+        per_row[..., 4] = a.max(-1)  # max_weight
+        distance = np.abs(np.arange(n)[None, :] - row_pos[:, None]).astype(np.float64)  # [R, T]
+        per_row[..., 5] = np.einsum("lhrt,rt->lhr", a, distance)  # distance
+        per_row[..., 6:] = self._offset_shares(a, row_pos)  # [L, H, R, 2K+1]
         available = row_pos + 1 if self.stack == "decoder" else np.full(row_pos.size, n)
         norm_ok = available >= 2
-        ent_norm = per_row["entropy"][..., norm_ok] / np.log(available[norm_ok])
-        offs = self._offset_shares(a, row_pos, n)  # [L, H, R, 2K+1]
+        ent_norm = per_row[..., 3][..., norm_ok] / np.log(available[norm_ok])
 
-        for name, values in per_row.items():
-            self.sums[name] += to_units(values.sum(-1))
+        total = per_row.sum(2)  # [L, H, F]
+        units = to_units(total)
+        for i, name in enumerate(ROW_STATS):
+            self.sums[name] += units[..., i]
+        self.offsets += units[..., len(ROW_STATS) :]
         self.entropy_norm_sum += to_units(ent_norm.sum(-1))
         self.entropy_norm_rows += int(norm_ok.sum())
-        self.offsets += to_units(offs.sum(2))
         self.rows += row_pos.size
         sep_pos = np.flatnonzero(kinds.sep)
         if sep_pos.size:  # rows that could attend to a [SEP]-like key (in a decoder: one before them)
             self.sep_rows += int((row_pos >= sep_pos[0]).sum()) if self.stack == "decoder" else row_pos.size
 
-        means = {name: v.mean(-1) for name, v in per_row.items()}
-        off_mean = offs.mean(2)
-        self.patterns[..., :] += self._pattern_onehot(a, kinds, row_pos, means, off_mean)
+        mean = total / row_pos.size  # [L, H, F]
+        off_mean = mean[..., len(ROW_STATS) :]
+        self.patterns[..., :] += self._pattern_onehot(a, kinds, row_pos, mean[..., 0] + mean[..., 1], off_mean)
         if row_pos.size >= MIN_EXAMPLE_ROWS:
-            broad = ent_norm.mean(-1) if ent_norm.shape[-1] else np.full(means["first"].shape, -np.inf)
-            strength = np.concatenate(
-                [np.stack([means["first"], means["sep"], means["punct"], broad], axis=-1), off_mean], axis=-1
-            )
-            self._offer(strength, index, texts)
+            broad = ent_norm.mean(-1) if ent_norm.shape[-1] else np.full(mean.shape[:2], -np.inf)
+            self._offer(np.concatenate([mean[..., 0:3], broad[..., None], off_mean], axis=-1), index, texts)
 
-    def _offset_shares(self, a: F64, row_pos: NDArray[np.intp], n: int) -> F64:
+    def _offset_shares(self, a: F64, row_pos: NDArray[np.intp]) -> F64:
+        """Attention at each offset -K..K from each row's own position [L, H, R, 2K+1]; 0 beyond the ends."""
         k = self.max_offset
-        out = np.zeros((*a.shape[:3], 2 * k + 1))
-        for j, d in enumerate(range(-k, k + 1)):
-            cols = row_pos + d
-            ok = (cols >= 0) & (cols < n)
-            if ok.any():
-                out[:, :, ok, j] = a[:, :, np.flatnonzero(ok), cols[ok]]
-        return out
+        padded = np.zeros((*a.shape[:3], a.shape[-1] + 2 * k))
+        padded[..., k : k + a.shape[-1]] = a
+        window = row_pos[:, None] + np.arange(2 * k + 1)[None, :]  # padded index of key row_pos + d, d = -K..K
+        return np.asarray(padded[:, :, np.arange(row_pos.size)[:, None], window])
 
     def _pattern_onehot(
-        self, a: F64, kinds: KeyKinds, row_pos: NDArray[np.intp], means: dict[str, F64], off_mean: F64
+        self, a: F64, kinds: KeyKinds, row_pos: NDArray[np.intp], special: F64, off_mean: F64
     ) -> NDArray[np.int64]:
         n = a.shape[-1]
         keys = np.arange(n)[None, :]
@@ -183,7 +181,7 @@ class HeadStats:
         vertical = (kinds.first | kinds.sep)[None, :] & avail
         band = (np.abs(keys - row_pos[:, None]) <= 1) & avail
         k = self.max_offset
-        v = _excess(means["first"] + means["sep"], _chance(vertical, avail))
+        v = _excess(special, _chance(vertical, avail))
         d = _excess(off_mean[..., k - 1 : k + 2].sum(-1), _chance(band, avail))
         two_segments = len(np.unique(kinds.segment)) > 1
         b = np.zeros_like(v)
