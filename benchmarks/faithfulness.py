@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -290,6 +291,8 @@ def report(faith: dict[str, Any] | None, perf: dict[str, Any] | None, args: argp
         "",
     ]
     if faith is not None:
+        if "measured" in faith:
+            lines += [f"Faithfulness: not rerun; the numbers of the run of {faith['measured']}.", ""]
         lines += [
             f"Faithfulness over {faith['sentences']} EWT dev sentences (limit {args.limit}; skipped "
             f"{faith['skipped']}; median {faith['tokens_median']} tokens, longest {faith['tokens_max']}); "
@@ -349,6 +352,18 @@ def report(faith: dict[str, Any] | None, perf: dict[str, Any] | None, args: argp
     return "\n".join(lines)
 
 
+def earlier_faithfulness() -> dict[str, Any]:
+    """The faithfulness part of the results file, with when and at which commit it was measured."""
+    text = RESULTS.read_text(encoding="utf-8")
+    raw = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
+    faith: dict[str, Any] = raw["faithfulness"]
+    if "measured" not in faith:
+        when = re.search(r"Measured (.+?) with", text)
+        commit = re.search(r"commit (\w+);", text)
+        faith["measured"] = f"{when.group(1) if when else '?'}, commit {commit.group(1) if commit else '?'}"
+    return faith
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=500, help="EWT dev sentences (default 500)")
@@ -356,9 +371,16 @@ def main() -> None:
     parser.add_argument("--no-perf", action="store_true", help="skip the performance part")
     parser.add_argument("--no-faith", action="store_true", help="skip the faithfulness part")
     parser.add_argument("--no-write", action="store_true", help=f"print only; do not write {RESULTS.name}")
+    parser.add_argument(
+        "--keep-faith",
+        action="store_true",
+        help=f"with --no-faith: keep the faithfulness part of the existing {RESULTS.name}, labelled with its run",
+    )
     args = parser.parse_args()
     handle = attnscope.load(device="cpu")
     faith = None if args.no_faith else faithfulness(handle, args.limit)
+    if faith is None and args.keep_faith:
+        faith = earlier_faithfulness()
     perf = None if args.no_perf else performance(handle, args.repeats)
     text = report(faith, perf, args)
     print(text)
@@ -367,7 +389,7 @@ def main() -> None:
         body = (
             f"# Contribution measures: faithfulness and speed (issue 9)\n\nMeasured "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `.venv/bin/python benchmarks/faithfulness.py "
-            f"--limit {args.limit}`.\n\n```\n{text}\n```\n\nRaw numbers:\n\n```json\n{raw}\n```\n"
+            f"{' '.join(sys.argv[1:])}`.\n\n```\n{text}\n```\n\nRaw numbers:\n\n```json\n{raw}\n```\n"
         )
         tmp = RESULTS.with_suffix(".md.tmp")
         tmp.write_text(body, encoding="utf-8")
