@@ -201,3 +201,16 @@ def test_a_newer_format_version_is_refused_clearly(tiny: Any, tmp_path: Path) ->
     save_file(load_file(str(path)), str(newer), metadata={"attnscope": json.dumps(meta)})
     with pytest.raises(TraceFileError, match=r"version 3; this attnscope reads versions 1, 2"):
         Trace.load(newer)
+
+
+def test_cli_trace_values(minilm: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`attnscope trace --values` saves a trace that the contribution measures can use."""
+    from attnscope import contrib
+    from attnscope.cli import main
+
+    out = tmp_path / "t.safetensors"
+    assert main(["trace", "The cat sat on the mat.", "--values", "-o", str(out)]) == 0
+    assert "+ values" in capsys.readouterr().out
+    saved = Trace.load(out)
+    direct = attnscope.trace(minilm, "The cat sat on the mat.", values=True)
+    np.testing.assert_allclose(contrib.mixing(saved), contrib.mixing(direct), atol=1e-5)

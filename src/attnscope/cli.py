@@ -83,6 +83,11 @@ def _register_trace(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add_input_arguments(p)
     p.add_argument("--qk", action="store_true", help="also capture each head's query and key vectors")
+    p.add_argument(
+        "--values",
+        action="store_true",
+        help="also capture each head's value vectors and output projection (for attnscope.contrib's measures)",
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("trace.safetensors"), help="trace file to write")
     add_model_options(p)
     p.set_defaults(func=_cmd_trace)
@@ -94,7 +99,9 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
     check_target(args.output, "trace file")  # before the model loads
     handle = load_from_args(args)
-    result = trace(handle, args.text, args.text_b, target=args.target, qk=args.qk, truncation=args.truncate)
+    result = trace(
+        handle, args.text, args.text_b, target=args.target, qk=args.qk, values=args.values, truncation=args.truncate
+    )
     path = result.save(args.output).resolve()
     info = result.model
     name = terminal_text(info.name)
@@ -104,7 +111,10 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         print(f"target:  {len(result.target_tokens)}  {preview(result.target_tokens.display)}")
     for stack, att in result.attention.items():
         shape = " x ".join(str(d) for d in att.shape)
-        print(f"{stack + ':':8} {shape} (layers x heads x query x key){'  + q/k' if stack in result.qk else ''}")
+        extra = "".join(
+            f"  + {what}" for what, held in (("q/k", result.qk), ("values", result.values)) if stack in held
+        )
+        print(f"{stack + ':':8} {shape} (layers x heads x query x key){extra}")
     if result.truncated:
         print("note:    the input was truncated to the model's maximum length")
     print(f"trace written to {path}")
