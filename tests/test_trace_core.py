@@ -140,6 +140,7 @@ def test_public_api() -> None:
         "neuron_view",
         "heatmap_view",
         "atlas_view",
+        "compare_view",
     }
     for name in attnscope.__all__:
         assert getattr(attnscope, name) is not None

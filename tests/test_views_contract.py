@@ -32,8 +32,9 @@ def test_contract_typeddicts_match_what_python_writes() -> None:
     trace = random_trace(["[CLS]", "a", "b", "[SEP]"])
     payload = build_payload(trace, ("head", "neuron"), ViewOptions())
     assert set(payload) == set(get_type_hints(Payload)) - Payload.__optional_keys__
-    # sections only some payloads have: an atlas payload (tests/test_views_atlas.py), a contribution view's
-    assert Payload.__optional_keys__ == {"atlas", "contribution"}
+    # sections only some payloads have: an atlas payload (tests/test_views_atlas.py), a comparison payload
+    # (tests/test_views_compare.py), a contribution view's
+    assert Payload.__optional_keys__ == {"atlas", "contribution", "compare"}
     with_section = build_payload(trace, ("contribution",), ViewOptions())
     assert set(with_section) == set(payload) | {"contribution"}
     assert set(with_section["contribution"]) == set(get_type_hints(ContributionPayload))
@@ -42,8 +43,8 @@ def test_contract_typeddicts_match_what_python_writes() -> None:
 
 def test_every_list_of_views_derives_from_the_registry() -> None:
     assert VIEW_KINDS == ("head", "model", "neuron", "heatmap", "contribution")  # the views of a trace
-    assert tuple(VIEWS) == (*VIEW_KINDS, "atlas")  # and one of another subject (a head atlas)
-    assert {spec.subject for spec in VIEWS.values()} == {"trace", "atlas"}
+    assert tuple(VIEWS) == (*VIEW_KINDS, "atlas", "compare")  # and views of other subjects (a head atlas, two traces)
+    assert {spec.subject for spec in VIEWS.values()} == {"trace", "atlas", "compare"}
     registry_ts = (ROOT / "frontend" / "src" / "registry.ts").read_text(encoding="utf-8")
     for name, spec in VIEWS.items():
         assert set(spec.needs) <= set(NEEDS)

@@ -28,7 +28,7 @@ def bert_trace(tiny: Any) -> attnscope.Trace:
 
 def test_payload_carries_the_measure_scaled_as_stated(bert_trace: attnscope.Trace) -> None:
     payload = view_page(bert_trace, ["head", "heatmap"], measure="norms").payload()
-    assert payload["version"] == PAYLOAD_VERSION == 5
+    assert payload["version"] == PAYLOAD_VERSION == 6
     assert payload["resolved"]["measure"] == "norms"
     assert payload["resolved"]["measure_scale"] == ROW_MAX
     (measure,) = payload["stacks"][0]["measures"]

@@ -2,6 +2,7 @@
 // (contract.ts is generated), so tsc fails here when a view is registered there and not here.
 
 import { AtlasView } from "./atlas";
+import { CompareView } from "./compare";
 import { ContributionView } from "./contribution";
 import { ViewName } from "./contract";
 import { HeadView } from "./head";
@@ -25,6 +26,7 @@ export const VIEWS: Record<ViewName, ViewEntry> = {
   heatmap: { title: "Heatmap", make: (s) => new HeatmapView(s).node },
   contribution: { title: "Contribution", make: (s) => new ContributionView(s).node },
   atlas: { title: "Head atlas", make: (s) => new AtlasView(s).node },
+  compare: { title: "Comparison", make: (s) => new CompareView(s).node },
 };
 
 /** The element of view `name`, or a clear error when this page's data cannot show it. */

@@ -110,6 +110,8 @@ export class PageState {
   measure: string;
   /** The contribution view's rows [layers, Q, K] (payload.contribution), decoded. */
   contribution: Arr | null = null;
+  /** The comparison view's two traces (payload.compare.traces), decoded. */
+  compared: PageState[] = [];
   private listeners: Listener[] = [];
   private spec: Resolved;
 
@@ -220,6 +222,7 @@ export class PageState {
     }
     const state = new PageState(payload, stacks, neurons, measureStacks);
     if (payload.contribution) state.contribution = await decodeBlob(payload.contribution.values);
+    if (payload.compare) state.compared = await Promise.all(payload.compare.traces.map((p) => PageState.decode(p)));
     return state;
   }
 

@@ -14,7 +14,7 @@ from attnscope.traces import QK, ModelInfo, Trace
 if TYPE_CHECKING:
     from attnscope.loading import ModelHandle, load
     from attnscope.tracing import trace, trace_many
-    from attnscope.views import atlas_view, head_view, heatmap_view, model_view, neuron_view
+    from attnscope.views import atlas_view, compare_view, head_view, heatmap_view, model_view, neuron_view
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ _LAZY = {
     "neuron_view": "attnscope.views",
     "heatmap_view": "attnscope.views",
     "atlas_view": "attnscope.views",
+    "compare_view": "attnscope.views",
 }
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ModelInfo",
     "Trace",
     "atlas_view",
+    "compare_view",
     "head_view",
     "heatmap_view",
     "load",

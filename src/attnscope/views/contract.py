@@ -31,6 +31,8 @@ TS_NAMES = {
     "AtlasExample": "AtlasExample",
     "AtlasPayload": "AtlasPayload",
     "ContributionPayload": "ContributionPayload",
+    "CompareAlignment": "CompareAlignment",
+    "ComparePayload": "ComparePayload",
     "Payload": "Payload",
 }
 TARGET = Path("frontend") / "src" / "contract.ts"

@@ -1,4 +1,4 @@
-"""The one data contract between Python and the views' JavaScript (version 5), and its HTML embedding.
+"""The one data contract between Python and the views' JavaScript (version 6), and its HTML embedding.
 
 A payload is JSON. Attention travels as binary: each stack's [layers, heads, query, key] array is
 quantised to uint8 (value = byte / 255, error <= 0.5/255; the default) or kept as float32
@@ -20,6 +20,9 @@ as ``examples``, one head-view payload per unique example sentence; ``sides``/``
 into [0, 1] with its scale stated) and ``measure``, ``measure_title``, ``measure_scale``, ``measure_per_head``
 in ``resolved`` (the measure a page starts with; "attention" for raw attention), and the optional
 ``contribution`` section (the contribution view: a layered measure's rows for every output position).
+6 added the optional ``compare`` section (the comparison view, whose subject is two traces: each as an
+ordinary heatmap payload in ``traces``, and the token alignment of its query and key side; ``sides``/``stacks``
+stay empty).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from attnscope.views.options import ViewOptions
 from attnscope.views.registry import VIEWS, check_views
 from attnscope.views.resolve import Resolved, resolve
 
-PAYLOAD_VERSION = 5
+PAYLOAD_VERSION = 6
 Precision = Literal["uint8", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("uint8", "float32")
 # Raw bytes of queries/keys/mask/bias that a page carries for the neuron view before it narrows to
@@ -194,6 +197,33 @@ class ContributionPayload(TypedDict):
     values: Blob
 
 
+class CompareAlignment(TypedDict):
+    """Tokens of A and B in one merged order (difflib over token labels): per position, the token index in A
+    and in B (-1: no partner) and its kind (replace: paired, different tokens; delete: only in A; insert: only
+    in B)."""
+
+    a: list[int]
+    b: list[int]
+    kind: list[Literal["equal", "replace", "delete", "insert"]]
+
+
+class ComparePayload(TypedDict):
+    """The comparison view's section: two traces (``traces``: ordinary payloads; ``labels``, input ``texts``,
+    the compared ``stacks``), the layers both have (0 .. ``layers`` - 1), the ``heads`` offered, the start
+    ``layer`` and ``head`` (-1: the mean of ``heads``), and the alignment of the query and key tokens."""
+
+    labels: list[str]
+    texts: list[str]
+    stacks: list[str]
+    layers: int
+    heads: list[int]
+    layer: int
+    head: int
+    query: CompareAlignment
+    key: CompareAlignment
+    traces: list[Payload]
+
+
 class _PayloadFields(TypedDict):
     version: int
     views: list[str]
@@ -207,10 +237,11 @@ class _PayloadFields(TypedDict):
 
 class Payload(_PayloadFields, total=False):
     """Everything a page shows (see the module docstring); ``atlas``: the atlas view's section;
-    ``contribution``: the contribution view's."""
+    ``contribution``: the contribution view's; ``compare``: the comparison view's."""
 
     atlas: AtlasPayload
     contribution: ContributionPayload
+    compare: ComparePayload
 
 
 def build_payload(

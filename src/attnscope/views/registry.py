@@ -115,6 +115,14 @@ VIEWS: dict[str, ViewSpec] = {
             builder="attnscope.views.atlas:atlas_payload",
             subject="atlas",
         ),
+        ViewSpec(
+            "compare",
+            "Comparison",
+            (),
+            "attnscope.views.draw.compare:draw",
+            builder="attnscope.views.compare:compare_payload",
+            subject="compare",
+        ),
     )
 }
 # The views of one trace (a page's tabs, the CLI's --views); views of other subjects are made by their own function.
