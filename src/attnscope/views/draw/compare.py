@@ -90,11 +90,12 @@ def draw(subject: Comparison, options: ViewOptions, style: Style) -> Figure:
         second += f" \u00b7 {note}"
     fig = new_figure(width, height, style, (first, visible_label(second)))
     fw = fig_width(fig)
+    shift = (fw - width) / 2  # new_figure widens a figure to its title: centre the panels in it
     peak_att = float(max(mats[0].max(initial=0.0), mats[1].max(initial=0.0), 1e-6))
     finite = diff[np.isfinite(diff)]
     peak_diff = float(max(np.abs(finite).max(initial=0.0), 1e-6))
     grey = LinearSegmentedColormap.from_list("attnscope-attention", [style.background, style.foreground])
-    x = 0.2
+    x = 0.2 + shift
     bottom = label_w + 0.75
     for n, ((caption, matrix, ql, kl), w) in enumerate(zip(panels, widths, strict=True)):
         x += label_w
@@ -110,22 +111,23 @@ def draw(subject: Comparison, options: ViewOptions, style: Style) -> Figure:
         for spine in ax.spines.values():
             spine.set_color(style.muted)
         room = max(8, int((w + label_w) / 0.065))  # characters that fit over the panel at 7 pt
-        text = caption if len(caption) <= room else caption[: room - 1] + "\u2026"
-        ax.set_title(visible_label(text), color=style.foreground, fontsize=7)
+        lines = [line if len(line) <= room else line[: room - 1] + "\u2026" for line in caption.split("\n")]
+        ax.set_title("\n".join(visible_label(line) for line in lines), color=style.foreground, fontsize=7)
         x += w + gap
     bar_w = min(2.4, (width - 1.0) / 3)
-    att_ax = fig.add_axes((0.3 / fw, 0.3 / height, bar_w / fw, 0.1 / height))
+    att_ax = fig.add_axes(((0.3 + shift) / fw, 0.3 / height, bar_w / fw, 0.1 / height))
     colourbar(fig, ScalarMappable(Normalize(0.0, peak_att), grey), att_ax, "attention weight (A and B)", style)
     diverging = LinearSegmentedColormap.from_list("attnscope-difference", [LESS, style.background, MORE])
-    diff_ax = fig.add_axes(((width - bar_w - 0.5) / fw, 0.3 / height, bar_w / fw, 0.1 / height))
+    diff_ax = fig.add_axes(((width + shift - bar_w - 0.5) / fw, 0.3 / height, bar_w / fw, 0.1 / height))
     label = f"{subject.labels[1]} \u2212 {subject.labels[0]} (blue: less in {subject.labels[1]}, red: more)"
     colourbar(fig, ScalarMappable(Normalize(-peak_diff, peak_diff), diverging), diff_ax, visible_label(label), style)
     return fig
 
 
 def _caption(subject: Comparison, which: int) -> str:
-    """A panel's title: its label, its model when the two differ, and its input text."""
+    """A panel's title: its label and input text, and a first line with its model when the two differ."""
     tr = subject.traces[which]
     text = " \u2016 ".join(t for t in tr.tokens.texts if t)
-    model = f" ({tr.model.name})" if subject.a.model.name != subject.b.model.name else ""
-    return f"{subject.labels[which]}{model}: {text}"
+    if subject.a.model.name != subject.b.model.name:
+        return f"{subject.labels[which]}: {tr.model.name}\n{text}"
+    return f"{subject.labels[which]}: {text}"
