@@ -224,6 +224,7 @@ export class CompareView {
     ds.head = String(this.head);
     ds.cells = `${cmp.query.kind.length}x${cmp.key.kind.length}`;
     ds.peak = dpeak.toFixed(6);
+    ds.geometry = `${this.geo.left},${this.geo.top},${cell}`; // where cell (q, k) lies on each canvas (tests read it)
   }
 
   private axisLabels(ctx: CanvasRenderingContext2D, i: number, p: Panel, fg: string, dim: string): void {
