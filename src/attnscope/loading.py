@@ -39,6 +39,11 @@ class ModelHandle:
         """The longest input, in tokens, that the model accepts (None when it has no fixed limit)."""
         return _max_length(self.model.config, self.tokenizer)
 
+    @property
+    def lm_kind(self) -> str | None:
+        """ "masked", "causal" or "seq2seq" when the model carries its language-model head; None for a bare model."""
+        return lm_kind(self.model, causal=self.info.is_causal)
+
     @classmethod
     def from_model(
         cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str | None = None
@@ -76,13 +81,16 @@ def load(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    lm_head: bool = False,
 ) -> ModelHandle:
     """Load a model and tokenizer by Hub name or local folder, ready to return attention.
 
     With no name, loads the embedded default (all-MiniLM-L6-v2). ``device`` defaults to CUDA when
-    present, else CPU; ``dtype`` is e.g. "float32" (default), "float16" or "bfloat16".
+    present, else CPU; ``dtype`` is e.g. "float32" (default), "float16" or "bfloat16". ``lm_head=True``
+    keeps the model's masked-LM, causal-LM or seq2seq-LM head when its config names such a class (for
+    :func:`attnscope.predict.predict`); other models load bare, as without it. Attention is the same.
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     target = _resolve_device(device)
@@ -100,8 +108,9 @@ def load(
             lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), source, trust_remote_code
         )
         _check_weights(source)
+        auto = _auto_class(config, lm_head)
         model = _load_part(
-            lambda: AutoModel.from_pretrained(
+            lambda: auto.from_pretrained(
                 source,
                 config=config,
                 dtype=torch_dtype,
@@ -121,6 +130,45 @@ def load(
             hf_logging.enable_progress_bar()
     model.to(target)
     return ModelHandle.from_model(model, tokenizer, label)
+
+
+# Auto class -> the transformers mapping of the LM-head classes it builds; checked in this order (BART's
+# ForConditionalGeneration is also listed as a masked LM; it is a seq2seq model first).
+_LM_HEADS = (
+    ("seq2seq", "AutoModelForSeq2SeqLM", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES"),
+    ("masked", "AutoModelForMaskedLM", "MODEL_FOR_MASKED_LM_MAPPING_NAMES"),
+    ("causal", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"),
+)
+
+
+def _lm_head_classes(mapping: str) -> set[str]:
+    from transformers.models.auto import modeling_auto
+
+    names: dict[str, str] = getattr(modeling_auto, mapping)
+    return set(names.values())
+
+
+def _auto_class(config: Any, lm_head: bool) -> Any:
+    """AutoModel, or with ``lm_head`` the Auto class of the LM-head class the config's architectures name."""
+    import transformers
+
+    if lm_head:
+        for arch in getattr(config, "architectures", None) or []:
+            for _, auto, mapping in _LM_HEADS:
+                if arch in _lm_head_classes(mapping):
+                    return getattr(transformers, auto)
+    return transformers.AutoModel
+
+
+def lm_kind(model: Any, *, causal: bool) -> str | None:
+    """Which LM head a loaded model carries: "seq2seq", "causal" (``causal``: the model is a decoder), "masked"
+    (e.g. BertForMaskedLM), or None for a bare model such as BertModel."""
+    name = type(model).__name__
+    if name in _lm_head_classes(_LM_HEADS[0][2]):
+        return "seq2seq"
+    if any(name in _lm_head_classes(mapping) for _, _, mapping in _LM_HEADS[1:]):
+        return "causal" if causal else "masked"
+    return None
 
 
 def model_info(model: Any, name: str) -> ModelInfo:

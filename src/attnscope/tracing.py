@@ -47,17 +47,26 @@ def trace(
     than the model allows is an error unless ``truncation=True``, which cuts it and marks the trace ``truncated``.
     """
     encoded = _encode(handle, text, text_pair, target, truncation)
+    return _trace_encoded(handle, encoded, qk=qk, values=values)[0]
+
+
+def _trace_encoded(
+    handle: ModelHandle, encoded: _Encoded, *, qk: bool = False, values: bool = False
+) -> tuple[Trace, Any]:
+    """Trace one already tokenized (possibly edited) input; also returns the model's raw outputs (e.g. logits)."""
     if not qk and not values:
-        return _run(handle, [encoded])[0]
+        traces, outputs = _forward(handle, [encoded])
+        return traces[0], outputs
     from attnscope.qk import capture_qk
 
     with capture_qk(handle, values=values) as recorder:
-        result = _run(handle, [encoded])[0]
+        traces, outputs = _forward(handle, [encoded])
+    result = traces[0]
     if qk:
         result.qk = recorder.collect()
     if values:
         result.values = recorder.collect_values()
-    return result
+    return result, outputs
 
 
 def trace_many(
@@ -257,6 +266,11 @@ def _model_inputs(handle: ModelHandle, batch: list[_Encoded]) -> dict[str, Any]:
 
 def _run(handle: ModelHandle, batch: list[_Encoded]) -> list[Trace]:
     """One padded forward pass over a batch; returns each example's trace, padding cut away."""
+    return _forward(handle, batch)[0]
+
+
+def _forward(handle: ModelHandle, batch: list[_Encoded]) -> tuple[list[Trace], Any]:
+    """:func:`_run`, also returning the model's outputs (logits of an LM head, padded like the batch)."""
     import torch
 
     model = handle.model
@@ -296,7 +310,7 @@ def _run(handle: ModelHandle, batch: list[_Encoded]) -> list[Trace]:
                 truncated=enc.truncated,
             )
         )
-    return traces
+    return traces, outputs
 
 
 def _to_numpy(layers: Sequence[Any]) -> np.ndarray:
