@@ -311,3 +311,32 @@ def test_k_above_the_vocabulary_gives_the_whole_vocabulary(bert: ModelHandle) ->
     (only,) = predict(bert, "i went home .", mask=[2], k=100_000).predictions
     assert len(only.top) == 8000
     assert sum(c.prob for c in only.top) == pytest.approx(1, abs=1e-4)
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+def test_cli_prints_predictions_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from attnscope.cli import main
+
+    model = str(_folder(BERT))
+    assert main(["predict", "thank you for your help .", "--mask", "2", "--model", model, "-k", "2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["edits"] == [{"index": 2, "token": "you", "now": "[MASK]"}]
+    assert printed["predictions"][0]["top"][0]["token"] == "you"
+    assert len(printed["predictions"][0]["top"]) == 2
+    assert main(["predict", "thank you for your help .", "--mask", "2", "--model", model, "--logit-lens"]) == 0
+    out = capsys.readouterr().out
+    assert "masked:  2 you -> [MASK]" in out
+    assert "at 2 ([MASK]): you 0." in out
+    assert "logit lens, layer 3: you 0." in out
+
+
+def test_cli_bad_mask_is_one_line_and_exit_2(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from attnscope.cli import main
+
+    assert main(["predict", "the cat sat .", "--mask", "0", "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "attnscope: error: cannot mask token 0 ([CLS]): it is a special token the tokenizer adds"
+    assert main(["predict", "the cat sat .", "--mask", "2", "--model", str(tiny_model_dir)]) == 0
+    assert "no LM head" in capsys.readouterr().out  # a bare BertModel folder: the edit, no predictions

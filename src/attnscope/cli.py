@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 
 DEBUG_ENV = "ATTNSCOPE_DEBUG"  # set to 1 to print the traceback of any error
 # Modules that each add their subcommands through a ``register(subparsers)`` function.
-COMMAND_MODULES: tuple[str, ...] = ("attnscope.views.cli", "attnscope.probe.cli", "attnscope.heads.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "attnscope.views.cli",
+    "attnscope.probe.cli",
+    "attnscope.heads.cli",
+    "attnscope.predict_cli",
+)
 
 
 def text_argument(value: str) -> str:
@@ -67,11 +72,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_from_args(args: argparse.Namespace) -> ModelHandle:
-    """Load the model that the shared model options name."""
+def load_from_args(args: argparse.Namespace, *, lm_head: bool = False) -> ModelHandle:
+    """Load the model that the shared model options name (with its LM head if it has one and ``lm_head``)."""
     from attnscope.loading import load
 
-    return load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    return load(
+        args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, lm_head=lm_head
+    )
 
 
 def _register_trace(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -106,19 +106,21 @@ def predict(
     qk: bool = False,
     values: bool = False,
     target: str | None = None,
+    truncation: bool = False,
 ) -> Prediction:
     """Mask tokens of ``text`` (and ``text_pair``), trace the edited input and read the model's top-k predictions.
 
     ``mask`` holds token indices of the unedited trace (special tokens included, [CLS] is 0 for BERT). The
     edited input is traced in the same forward pass that gives the predictions; ``qk``/``values`` capture
     as in :func:`attnscope.trace`. A model without an LM head (``handle.lm_kind`` None) gives kind None and
-    no predictions. Encoder-decoder models take the decoder's text as ``target``; they predict the token after it.
+    no predictions. Encoder-decoder models take the decoder's text as ``target`` (``mask`` indexes the source);
+    they predict the token after it. ``truncation`` as in :func:`attnscope.trace`.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputError(f"k must be a whole number of at least 1, got {k!r}")
     if logit_lens and handle.lm_kind is not None:
         _lens_spec(handle)  # unsupported model type: fail before the forward pass
-    encoded = _encode(handle, text, text_pair, target, False)
+    encoded = _encode(handle, text, text_pair, target, truncation)
     indices = _mask_indices(mask, encoded.tokens)
     edited, edits = _edit(handle, encoded, indices)
     kind = _KINDS[handle.lm_kind]
