@@ -7,6 +7,7 @@ fills a masked sentence-initial "i" or the "you" of "thank you for your help ." 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +107,8 @@ def test_traces_with_the_lm_head_equal_the_bare_models(path: Path, text: str, pa
     a = attnscope.trace(bare, text, pair, qk=True, values=True)
     b = attnscope.trace(with_head, text, pair, qk=True, values=True)
     assert a.tokens == b.tokens
+    # Same model facts; only the class name differs (the one loaded, e.g. BertForMaskedLM rather than BertModel).
+    assert dataclasses.replace(a.model, architecture="") == dataclasses.replace(b.model, architecture="")
     assert a.attention.keys() == b.attention.keys()
     for stack in a.attention:
         np.testing.assert_array_equal(a.attention[stack], b.attention[stack])

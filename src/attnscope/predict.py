@@ -178,7 +178,8 @@ def _edit(handle: ModelHandle, encoded: _Encoded, indices: list[int]) -> tuple[_
         new_tokens = replace(tokens, raw=tuple(raw), display=tuple(display))
         return replace(encoded, input_ids=ids, tokens=new_tokens), edits
     edits = [Edit(i, tokens.display[i], None) for i in indices]
-    keep = [i for i in range(len(tokens)) if i not in set(indices)]
+    removed = set(indices)
+    keep = [i for i in range(len(tokens)) if i not in removed]
     if tokens.special[keep].all():
         raise InputError("masking these tokens would remove all the text; keep at least one token")
     words = tokens.word_ids[keep]
