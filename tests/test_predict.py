@@ -256,8 +256,8 @@ def test_a_model_without_lm_head_edits_but_predicts_nothing(minilm: ModelHandle)
 def test_tiny_lm_families_give_k_ranked_predictions(tiny_lm: Callable[[str], ModelHandle], family: str) -> None:
     handle = tiny_lm(family)
     result = predict(handle, "the cat sat on the mat .", mask=[2, 4], k=7, logit_lens=True, qk=True, values=True)
-    n = len(result.trace.tokens)
-    assert [p.position for p in result.predictions] == ([2, 4] if result.kind == "masked" else [n - 1])
+    n = len(result.trace.tokens)  # the shared WordPiece tokenizer ends every input with [SEP]
+    assert [p.position for p in result.predictions] == ([2, 4] if result.kind == "masked" else [n - 2])
     assert result.kind == ("next" if family in ("gpt2", "llama") else "masked")
     assert result.trace.qk
     assert result.trace.values
@@ -275,12 +275,14 @@ def test_tiny_lm_families_give_k_ranked_predictions(tiny_lm: Callable[[str], Mod
 def test_encoder_decoder_predicts_the_next_target_token(tiny_lm: Callable[[str], ModelHandle], family: str) -> None:
     handle = tiny_lm(family)
     assert handle.lm_kind == "seq2seq"
-    result = predict(handle, "the cat sat .", target="die katze", mask=[2], k=3)
+    result = predict(handle, "the cat sat .", target="die katze", mask=[2], k=3, qk=True, values=True)
     assert result.trace.target_tokens is not None
     (only,) = result.predictions
     assert result.kind == "next"
-    assert only.position == len(result.trace.target_tokens) - 1
+    assert only.position == len(result.trace.target_tokens) - 2  # after "katze", not after the closing [SEP]
+    assert only.token == result.trace.target_tokens.display[-2]
     assert result.trace.tokens.display[2] == "[MASK]"
+    assert set(result.trace.qk) == set(result.trace.values) == {"encoder", "decoder", "cross"}
     with pytest.raises(UnsupportedModelError, match="logit lens"):
         predict(handle, "the cat sat .", target="die katze", logit_lens=True)
 

@@ -2,7 +2,7 @@
 
 One forward pass through a model loaded with its LM head (``attnscope.load(..., lm_head=True)``) gives both
 the trace of the (edited) input and the model's predictions: for a masked LM the top-k tokens at each
-``[MASK]``, for a decoder (or the decoder of an encoder-decoder) the top-k next tokens after the last one.
+``[MASK]``, for a decoder (or the decoder of an encoder-decoder) the top-k tokens after the text's last token.
 Editing: the tokens named by ``mask`` become the tokenizer's mask token where it has one, and are removed
 otherwise. ``logit_lens=True`` also reads every layer through the model's own final norm and output head
 (nostalgebraist's "logit lens"): what the model would predict if it stopped after that layer.
@@ -44,7 +44,8 @@ class PositionPrediction:
     """The top-k tokens predicted at one position of the edited trace (and per layer, under the logit lens)."""
 
     position: int
-    """Index in the edited trace: a masked token (masked LM) or the last token (next-token prediction)."""
+    """Index in the edited trace (its target tokens for an encoder-decoder): a mask token (masked LM), or the
+    last token that is not a special one the tokenizer added (next-token prediction)."""
     token: str
     """The token the model saw at ``position`` (the mask token, or the last token)."""
     top: tuple[Candidate, ...]
@@ -206,8 +207,11 @@ def _positions(handle: ModelHandle, edited: _Encoded, kind: str | None) -> list[
         mask_id = getattr(handle.tokenizer, "mask_token_id", None)
         return [i for i, t in enumerate(edited.input_ids) if t == mask_id] if isinstance(mask_id, int) else []
     if kind == "next":
-        side = edited.decoder_input_ids if handle.info.is_encoder_decoder else edited.input_ids
-        return [len(side or []) - 1]
+        # The last token of the text: the tokenizer's closing [SEP] or </s> after it predicts nothing useful.
+        side = edited.target_tokens if handle.info.is_encoder_decoder else edited.tokens
+        assert side is not None
+        text = np.flatnonzero(~side.special)
+        return [int(text[-1]) if text.size else len(side) - 1]
     return []
 
 
