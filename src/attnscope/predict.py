@@ -128,8 +128,9 @@ def predict(
     positions = _positions(handle, edited, kind)
     with _layer_outputs(handle, enabled=logit_lens and bool(positions)) as hidden:
         trace, outputs = _trace_encoded(handle, edited, qk=qk, values=values)
-    original = _trace_encoded(handle, encoded)[0] if edits else trace
     predictions = _read(handle, trace, outputs, positions, hidden, k) if positions else []
+    del outputs, hidden  # free the logits before the second pass
+    original = _trace_encoded(handle, encoded)[0] if edits else trace
     return Prediction(
         trace=trace, original=original, kind=kind, predictions=predictions, edits=edits, lens=logit_lens and bool(kind)
     )
