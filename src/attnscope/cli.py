@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "attnscope.probe.cli",
     "attnscope.heads.cli",
     "attnscope.predict_cli",
+    "attnscope.index.cli",
 )
 
 

@@ -244,7 +244,7 @@ class CorpusJob:
             total=total,
         )
 
-    def write(self, files: Mapping[str, str | bytes]) -> Path:
+    def write(self, files: Mapping[str, str | bytes | Path]) -> Path:
         """Replace ``--out`` with ``files``, then drop the checkpoints (the job is done)."""
         out = replace_folder(self.args.out, files)
         for checkpoint in self.checkpoints:

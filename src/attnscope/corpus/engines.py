@@ -129,7 +129,7 @@ def process_shard(
     size = chunk_size(batch_size)
     for offset in range(0, len(items), size):
         chunk = items[offset : offset + size]
-        analysis.update(state, start + offset, chunk, trace_items(handle, analysis, chunk, batch_size))
+        analysis.update(state, start + offset, chunk, analysis.trace(handle, chunk, batch_size))
     return state
 
 

@@ -47,8 +47,9 @@ def _is_report_folder(folder: Path) -> bool:
     return isinstance(data, dict) and "schema_version" in data and "analysis" in data
 
 
-def replace_folder(out: str | Path, files: Mapping[str, str | bytes]) -> Path:
-    """Write ``files`` (relative name -> text or bytes) as the whole content of folder ``out``, all or nothing."""
+def replace_folder(out: str | Path, files: Mapping[str, str | bytes | Path]) -> Path:
+    """Write ``files`` (relative name -> text, bytes, or a finished file to move in) as the whole content of
+    folder ``out``, all or nothing."""
     target = check_out_folder(out)
     for name in files:
         rel = Path(name)
@@ -62,7 +63,9 @@ def replace_folder(out: str | Path, files: Mapping[str, str | bytes]) -> Path:
         for name, content in files.items():
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
+            if isinstance(content, Path):
+                shutil.move(content, path)  # a rename when it lies on the same file system (a work folder beside out)
+            elif isinstance(content, bytes):
                 path.write_bytes(content)
             else:
                 path.write_text(content, encoding="utf-8")

@@ -24,12 +24,15 @@ from numpy.typing import NDArray
 from attnscope.errors import InputError
 
 if TYPE_CHECKING:
+    from attnscope.loading import ModelHandle
     from attnscope.traces import ModelInfo, Trace
 
 ItemT = TypeVar("ItemT")
 StateT = TypeVar("StateT")
 
 FIXED_POINT_SCALE = float(1 << 32)
+FileContent = str | bytes | Path
+"""An output file's content: text, bytes, or a finished file (moved into the output folder, for large outputs)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ class Analysis(ABC, Generic[ItemT, StateT]):
     def new_state(self, info: ModelInfo) -> StateT:
         """An empty partial state for a model with these facts."""
 
+    def trace(self, handle: ModelHandle, items: Sequence[ItemT], batch_size: int) -> Sequence[Any]:
+        """What :meth:`update` gets for a chunk, computed where the model lives: by default the items' traces
+        (cut when too long); an analysis that needs other outputs of the forward pass overrides it."""
+        from attnscope.corpus.engines import trace_items
+
+        return trace_items(handle, self, items, batch_size)
+
     @abstractmethod
     def update(self, state: StateT, start: int, items: Sequence[ItemT], traces: Sequence[Trace]) -> None:
         """Add a batch to ``state`` in place; ``items[i]`` is item number ``start + i`` of the corpus."""
@@ -93,7 +103,7 @@ class Analysis(ABC, Generic[ItemT, StateT]):
     def merge(self, a: StateT, b: StateT) -> StateT:
         """The state of both parts (associative and commutative; may reuse ``a`` or ``b``)."""
 
-    def finalize(self, state: StateT, context: Finalize) -> Mapping[str, str | bytes]:
+    def finalize(self, state: StateT, context: Finalize) -> Mapping[str, FileContent]:
         """The report files (relative name -> content) of a finished state; analyses without files return {}."""
         return {}
 

@@ -52,6 +52,7 @@ class Sentence:
     text: str
     spans: tuple[Span, ...]
     sent_id: str = ""
+    upos: tuple[str, ...] = ()  # universal part-of-speech tag of each word ("_" where the file gives none)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -217,6 +218,7 @@ def _sentence(p: Path, block: list[tuple[int, dict[str, Any]]], meta: Mapping[st
     words: list[str] = []
     raw_heads: list[tuple[int, int]] = []  # (line, 1-based head)
     relations: list[str] = []
+    upos: list[str] = []
     for number, token in block:
         tid = token["id"]
         if isinstance(tid, tuple):  # "3-4" multiword token or "5.1" empty node: not a syntactic word
@@ -233,6 +235,7 @@ def _sentence(p: Path, block: list[tuple[int, dict[str, Any]]], meta: Mapping[st
         words.append(str(form))
         raw_heads.append((number, int(head)))
         relations.append(str(rel))
+        upos.append(str(token.get("upos") or "_"))
     if not words:
         raise DataFileError(f"{p}:{block[0][0]}: sentence has no words (only multiword tokens or empty nodes)")
     heads: list[int] = []
@@ -255,6 +258,7 @@ def _sentence(p: Path, block: list[tuple[int, dict[str, Any]]], meta: Mapping[st
         text=" ".join(words),
         spans=tuple(spans),
         sent_id=str(meta.get("sent_id", f"sentence-{index + 1}")),
+        upos=tuple(upos),
     )
 
 
