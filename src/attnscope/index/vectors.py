@@ -15,6 +15,7 @@ of the per-head cosine similarities (:func:`query_vector`), and a token scores 1
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,7 +96,9 @@ def token_vectors(
     encoded = []
     for i, item in enumerate(inputs):
         try:
-            encoded.append(_encode(handle, item.text, item.text_pair, None, truncation))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # a cut text is counted (TokenVectors.truncated)
+                encoded.append(_encode(handle, item.text, item.text_pair, None, truncation))
         except InputError as err:
             where = f"{sources[i]}: " if sources is not None and sources[i] else ""
             raise InputError(f"{where}{err}") from None
