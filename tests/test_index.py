@@ -18,7 +18,7 @@ from attnscope.corpus.protocol import TraceInput
 from attnscope.errors import InputError
 from attnscope.index import build_index, open_index
 from attnscope.index.build import faiss_file, read_index_corpus
-from attnscope.index.vectors import normalise, token_vectors
+from attnscope.index.vectors import token_vectors
 
 SENTENCES = 30
 BUSH = 1  # "President Bush on Tuesday nominated two individuals to replace retiring jurists on federal courts ..."
@@ -60,7 +60,7 @@ def _brute_force(handle: Any, slice_file: Path, layer: int, query: np.ndarray, h
 def test_own_token_first_with_score_one(tiny_index: Path, tiny: Callable[[str], Any], slice_file: Path) -> None:
     index = open_index(tiny_index)
     handle = tiny("bert")
-    assert index.layers == (0, 1) and index.heads == 4 and index.model == "tiny-bert"
+    assert (index.layers, index.heads, index.model) == ((0, 1), 4, "tiny-bert")
     sentences = list(read_index_corpus(slice_file))
     for by in ("context", "embedding"):
         for layer in (0, 1):
@@ -121,7 +121,7 @@ def test_sq8_is_smaller_and_scores_alike(slice_file: Path, tiny: Callable[[str],
     handle = tiny("bert")
     exact = open_index(build_index(slice_file, tmp_path / "flat", handle, layers=[1], storage="flat"))
     approx = open_index(build_index(slice_file, tmp_path / "sq8", handle, layers=[1], storage="sq8"))
-    assert approx.manifest["storage"] == "sq8" and exact.manifest["storage"] == "flat"
+    assert (approx.manifest["storage"], exact.manifest["storage"]) == ("sq8", "flat")
     sizes = [(tmp_path / f / faiss_file(1, "context")).stat().st_size for f in ("sq8", "flat")]
     assert sizes[0] < sizes[1] / 3
     # a random tiny model's contexts are near ties, so compare scores, not ranks (recall: the MiniLM test)
@@ -190,7 +190,7 @@ def test_too_long_text_is_an_error_and_writes_nothing(tiny: Callable[[str], Any]
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]  # no spool left behind
     index = open_index(build_index(corpus, out, tiny("bert"), truncate=True))
-    assert index.manifest["truncated"] == 1 and index.manifest["sentences"] == 3
+    assert (index.manifest["truncated"], index.manifest["sentences"]) == (1, 3)
     words = index.search(tiny("bert"), "A short line .", token=2, layer=0, k=1).matches[0]
     assert (words.sentence_index, words.word, words.pos) == (0, "short", None)
 
@@ -206,8 +206,8 @@ def test_cli_index_and_search(slice_file: Path, tiny_model_dir: Path, tmp_path: 
     text = list(read_index_corpus(slice_file))[BUSH].text
     assert main(["search", str(out), text, "--token", "5", "--layer", "1", "-k", "3", "--json", *model]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 3 and all(set(r) == {"sentence", "token_index", "token", "score"} for r in rows)
-    assert rows[0]["token"] == "nominated" and rows[0]["token_index"] == 5
+    assert [set(r) for r in rows] == [{"sentence", "token_index", "token", "score"}] * 3
+    assert (rows[0]["token"], rows[0]["token_index"]) == ("nominated", 5)
     assert main(["search", str(out), text, "--token", "5", "--layer", "1", "--heads", "0,2", *model]) == 0
     assert "VERB/root" in capsys.readouterr().out
     assert main(["search", str(out), text, "--token", "5", "--layer", "0", *model]) == 2
