@@ -257,3 +257,35 @@ def test_ray_build_equals_local(cluster: str, tiny_model_dir: Path, slice_file: 
             b = faiss.read_index(str(remote / faiss_file(layer, kind)))
             assert np.array_equal(a.reconstruct_n(0, a.ntotal), b.reconstruct_n(0, b.ntotal))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "ray"]
+
+
+def test_resume_from_checkpoint_equals_one_pass(slice_file: Path, tiny: Callable[[str], Any], tmp_path: Path) -> None:
+    """A state holds spool file names keyed by corpus index: a resumed build (its spool kept in the checkpoint)
+    gives the same index as one pass, and merge order does not matter."""
+    import pyarrow.parquet as pq
+
+    from attnscope.corpus.checkpoint import Checkpoint
+    from attnscope.corpus.driver import run_analysis
+    from attnscope.corpus.engines import LocalEngine
+    from attnscope.corpus.output import replace_folder
+    from attnscope.corpus.protocol import Finalize
+    from attnscope.index.build import IndexAnalysis
+
+    handle = tiny("bert")
+    items = list(read_index_corpus(slice_file))
+    one = build_index(slice_file, tmp_path / "one", handle, batch_size=2)
+    analysis = IndexAnalysis(tmp_path / "ck" / "spool")
+    checkpoint = Checkpoint(tmp_path / "ck", {"job": "index"}, every=16)
+    with LocalEngine().open(handle) as session:
+        run_analysis(analysis, items[:16], session, batch_size=2, checkpoint=checkpoint)
+        again = Checkpoint(tmp_path / "ck", {"job": "index"}, every=16)
+        state = run_analysis(analysis, items, session, batch_size=2, checkpoint=again)
+        files = analysis.finalize(state, Finalize(session.model, {"corpus": slice_file}, {"storage": "auto"}))
+    assert sorted(state.parts) == [0, 16]
+    resumed = replace_folder(tmp_path / "resumed", files)
+    assert pq.read_table(one / "tokens.parquet").equals(pq.read_table(resumed / "tokens.parquet"))
+    for name in (faiss_file(0, "context"), faiss_file(1, "embedding")):
+        assert (one / name).read_bytes() == (resumed / name).read_bytes()
+    a, b = analysis.new_state(handle.info), analysis.new_state(handle.info)
+    a.parts, b.parts = {0: ("x", 16, 100)}, {16: ("y", 14, 90)}
+    assert analysis.merge(a, b).parts == analysis.merge(b, a).parts == {0: ("x", 16, 100), 16: ("y", 14, 90)}
