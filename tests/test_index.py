@@ -289,3 +289,27 @@ def test_resume_from_checkpoint_equals_one_pass(slice_file: Path, tiny: Callable
     a, b = analysis.new_state(handle.info), analysis.new_state(handle.info)
     a.parts, b.parts = {0: ("x", 16, 100)}, {16: ("y", 14, 90)}
     assert analysis.merge(a, b).parts == analysis.merge(b, a).parts == {0: ("x", 16, 100), 16: ("y", 14, 90)}
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "distilbert"])
+def test_other_families_find_their_own_token(family: str, tiny: Callable[[str], Any], tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [
+        {"text": "The court nominated two judges on Tuesday ."},
+        {"text": "Judges were named .", "text_pair": "Why?"},
+    ]
+    corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    handle = tiny(family)
+    index = open_index(build_index(corpus, tmp_path / "idx", handle))
+    first = index.search(handle, rows[0]["text"], token=3, layer=1, heads=[1, 2], k=2).matches[0]
+    assert (first.sentence_index, first.token_index) == (0, 3)
+    assert first.score == pytest.approx(1.0, abs=1e-4)
+    pair = index._tokens["sentence_index"] == 1  # sentence B's words are aligned in its own text
+    words = list(dict.fromkeys(index._tokens["word"][pair]))  # word pieces of one word share it
+    assert words == ["Judges", "were", "named", ".", "Why", "?"]
+
+
+def test_encoder_decoder_models_are_refused(tiny: Callable[[str], Any], slice_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="encoder-decoder model; the corpus index supports"):
+        build_index(slice_file, tmp_path / "t5", tiny("t5"), limit=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
