@@ -81,7 +81,7 @@ class SearchResult:
 
 
 class SearchIndex:
-    """An opened index folder: its model, layers and metadata; FAISS files are read when first searched."""
+    """An opened index folder: its model, layers and metadata; FAISS files are memory-mapped when first searched."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any], tokens: dict[str, np.ndarray], sentences: Any) -> None:
         self.folder = folder
@@ -177,7 +177,7 @@ class SearchIndex:
 
             path = self.folder / faiss_file(layer, kind)
             try:
-                index = faiss.read_index(str(path))
+                index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)  # codes memory-mapped, not copied
             except RuntimeError as err:
                 raise InputError(
                     f"index file {path} is corrupt ({str(err).splitlines()[0]}); rebuild the index"
