@@ -39,6 +39,7 @@ def test_treebank_syntactic_words_multiword_and_empty_nodes(tmp_path: Path) -> N
     assert first.text == "I do n't know ."
     assert all(first.text[a:b] == w for (a, b), w in zip(first.spans, first.words, strict=True))
     assert first.sent_id == "s1"
+    assert first.upos == ("PRON", "AUX", "PART", "VERB", "PUNCT")
     assert second == Sentence(
         words=("Bill's", "dog"),
         heads=(1, -1),
@@ -46,6 +47,7 @@ def test_treebank_syntactic_words_multiword_and_empty_nodes(tmp_path: Path) -> N
         text="Bill's dog",
         spans=((0, 6), (7, 10)),
         sent_id="sentence-2",
+        upos=("PROPN", "NOUN"),
     )
     assert base_relation(second.relations[0]) == "nmod"
     assert len(list(read_treebank(_write(tmp_path, TREE), limit=1))) == 1
