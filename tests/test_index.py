@@ -313,3 +313,16 @@ def test_encoder_decoder_models_are_refused(tiny: Callable[[str], Any], slice_fi
     with pytest.raises(Exception, match="encoder-decoder model; the corpus index supports"):
         build_index(slice_file, tmp_path / "t5", tiny("t5"), limit=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_handle_with_its_lm_head_is_the_same_model(shared_data: Path, slice_file: Path, tmp_path: Path) -> None:
+    """The app loads models with their LM head (predictions): an index built with the bare model accepts it."""
+    import attnscope
+
+    path = shared_data.parent / "models" / "tiny-bert-mlm-ewt"
+    bare, with_head = attnscope.load(str(path), device="cpu"), attnscope.load(str(path), device="cpu", lm_head=True)
+    index = open_index(build_index(slice_file, tmp_path / "idx", bare, limit=4, layers=[0]))
+    index.check_model(with_head)
+    bare_hit = index.search(bare, "Two judges were named .", token=2, layer=0, k=3)
+    head_hit = index.search(with_head, "Two judges were named .", token=2, layer=0, k=3)
+    assert bare_hit.to_json() == head_hit.to_json()

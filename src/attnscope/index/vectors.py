@@ -56,15 +56,21 @@ def check_supported(handle: ModelHandle) -> None:
 
 
 def model_fingerprint(handle: ModelHandle) -> str:
-    """sha256 of the model's facts, every parameter's name and shape and its first 64 values: tells models apart."""
+    """sha256 of the model's facts, every parameter's name and shape and its first 64 values: tells models apart.
+
+    Read from the base model (without pooler), so a handle loaded with its LM head (``load(..., lm_head=True)``)
+    matches an index built with the bare model."""
     import torch
 
     info = handle.info
     h = hashlib.sha256()
-    h.update(repr((info.model_type, info.architecture, info.num_layers, info.num_heads, info.head_dim)).encode())
+    h.update(repr((info.model_type, info.num_layers, info.num_heads, info.head_dim)).encode())
     h.update(repr(len(handle.tokenizer)).encode())
+    base = getattr(handle.model, "base_model", handle.model)  # the same with or without an LM head
     with torch.no_grad():
-        for name, param in handle.model.named_parameters():
+        for name, param in base.named_parameters():
+            if name.startswith("pooler."):  # a bare BERT has a pooler, its masked-LM body none; never indexed
+                continue
             h.update(f"{name}:{tuple(param.shape)}".encode())
             h.update(param.detach().reshape(-1)[:64].to("cpu", torch.float32).numpy().tobytes())
     return h.hexdigest()
