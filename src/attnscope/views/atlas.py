@@ -16,7 +16,7 @@ from typing import Any
 
 from attnscope.errors import InputError
 from attnscope.traces import Trace
-from attnscope.views.objects import Shown
+from attnscope.views.objects import SubjectView
 from attnscope.views.options import Theme, ViewOptions
 from attnscope.views.payload import (
     PAYLOAD_VERSION,
@@ -27,7 +27,6 @@ from attnscope.views.payload import (
     Precision,
     build_payload,
 )
-from attnscope.views.registry import VIEWS
 from attnscope.views.resolve import Resolved, head_colours
 
 # One colour per role (legend order); "offset±d" roles take OFFSET_COLOURS in order of d.
@@ -184,7 +183,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-class AtlasView(Shown):
+class AtlasView(SubjectView):
     """The atlas view of a head atlas (``subject``: its JSON form) and its example traces."""
 
     kind = "atlas"
@@ -203,13 +202,9 @@ class AtlasView(Shown):
         self._payload: Payload | None = None
         self._json = None
 
-    def payload(self) -> Payload:
-        """The atlas payload (built once)."""
-        if self._payload is None:
-            build = VIEWS[self.kind].build_function()  # atlas_payload, as the registry names it
-            assert build is not None
-            self._payload = build(self.subject, self.options, self.precision, self.traces)
-        return self._payload
+    def linked_traces(self) -> dict[int, Trace | Payload]:
+        """The example sentences' traces (or head-view payloads), by corpus index."""
+        return self.traces
 
     def subject_name(self) -> str:
         """The model the atlas describes."""

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from attnscope.errors import InputError
 from attnscope.traces import Trace
-from attnscope.views.objects import Shown, _as_indices, _as_int
+from attnscope.views.objects import SubjectView, _as_indices, _as_int
 from attnscope.views.options import Theme, ViewOptions
 from attnscope.views.payload import (
     PAYLOAD_VERSION,
@@ -40,7 +40,6 @@ from attnscope.views.payload import (
     Precision,
     build_payload,
 )
-from attnscope.views.registry import VIEWS
 from attnscope.views.resolve import resolve
 
 Kind = Literal["equal", "replace", "delete", "insert"]
@@ -254,7 +253,7 @@ def compared_names(subject: Comparison) -> str:
     return a if a == b else f"{a} vs {b}"
 
 
-class CompareView(Shown):
+class CompareView(SubjectView):
     """The comparison view of two traces (``subject``: a :class:`Comparison`)."""
 
     kind = "compare"
@@ -266,13 +265,9 @@ class CompareView(Shown):
         self._payload: Payload | None = None
         self._json = None
 
-    def payload(self) -> Payload:
-        """The comparison payload (built once)."""
-        if self._payload is None:
-            build = VIEWS[self.kind].build_function()  # compare_payload, as the registry names it
-            assert build is not None
-            self._payload = build(self.subject, self.options, self.precision, self.subject.traces)
-        return self._payload
+    def linked_traces(self) -> Any:
+        """The two traces compared."""
+        return self.subject.traces
 
     def subject_name(self) -> str:
         """The model (or both models) compared."""

@@ -134,6 +134,29 @@ class Shown:
         return {"text/html": self.notebook_fragment(), "text/plain": repr(self)}
 
 
+class SubjectView(Shown):
+    """A view whose subject is not one trace (the atlas, a comparison): its payload comes from the registry's
+    builder, ``builder(subject, options, precision, linked traces)``, built once (see ARCHITECTURE.md).
+    """
+
+    subject: Any
+    precision: Precision = "uint8"
+    _payload: Payload | None = None
+
+    def linked_traces(self) -> Any:
+        """The traces the view links to or shows, as its builder takes them."""
+        raise NotImplementedError
+
+    def payload(self) -> Payload:
+        """The view's payload (built once)."""
+        if self._payload is None:
+            build = VIEWS[self.kind].build_function()
+            if build is None:
+                raise TypeError(f"the view {self.kind!r} names no payload builder in the registry")
+            self._payload = build(self.subject, self.options, self.precision, self.linked_traces())
+        return self._payload
+
+
 @dataclass(eq=False)
 class View(Shown):
     """One view (``kind`` head/model/neuron/heatmap) or a page of views as tabs (``kind`` "page").
