@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "attnscope.heads.cli",
     "attnscope.predict_cli",
     "attnscope.index.cli",
+    "attnscope.app.cli",
 )
 
 

@@ -1,0 +1,55 @@
+"""What the API's requests compute, in plain functions a worker thread runs under the model's lock.
+
+Each returns the JSON-ready dict its endpoint sends; bad input raises :class:`attnscope.errors.InputError`
+(HTTP 422). Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attnscope.app.requests import TraceRequest
+from attnscope.errors import InputError, UnsupportedModelError
+from attnscope.loading import ModelHandle
+
+WARM_UP_TEXT = "The cat is very sad."
+
+
+def supports_qk(handle: ModelHandle) -> bool:
+    """Trace a short text once with queries and keys (this also warms the model up): whether the neuron
+    view can be offered for this model."""
+    from attnscope.tracing import trace
+
+    try:
+        trace(handle, WARM_UP_TEXT, qk=True)
+    except UnsupportedModelError:
+        trace(handle, WARM_UP_TEXT)
+        return False
+    return True
+
+
+def check_length(handle: ModelHandle, text: str, text_pair: str | None) -> int:
+    """The input's length in tokens; an InputError that states the limit when the model cannot take it."""
+    enc = handle.tokenizer(text, text_pair)
+    n = len(enc["input_ids"])
+    limit = handle.max_length
+    if limit is not None and n > limit:
+        raise InputError(f"the text is {n} tokens long but {handle.name} accepts at most {limit} tokens; shorten it")
+    return n
+
+
+def trace_json(handle: ModelHandle, req: TraceRequest, qk: bool) -> dict[str, Any]:
+    """``POST /api/trace``: the views payload of the (edited) input, with tokens, comparison and predictions."""
+    from attnscope.tracing import trace
+    from attnscope.views import page
+
+    check_length(handle, req.text, req.text_pair)
+    if req.mask:
+        raise InputError("masking tokens needs attnscope.predict, which this installation lacks")
+    result = trace(handle, req.text, req.text_pair, qk=qk)
+    return {
+        "tokens": list(result.tokens.display),
+        "payload": page(result).payload(),
+        "compare": None,
+        "predictions": None,
+    }
