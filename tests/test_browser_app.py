@@ -1,0 +1,122 @@
+"""The app page in real Chromium against a real uvicorn on 127.0.0.1: type, see the views, mask, predict, search.
+
+Every test fails on a request to any origin other than the app's own server, a console error or a page error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app_support import live_server
+from attnscope.app.server import create_app
+
+pytestmark = pytest.mark.browser
+
+MLM = "tiny-bert-mlm-ewt"
+XSS = '</script><img src=x onerror="alert(1)">'
+
+
+def wait_js(pg: Any, expression: str, timeout: float = 60) -> None:
+    """Poll a JavaScript expression until it is true (page.wait_for_function compiles strings inside the page,
+    which the app's CSP rightly forbids; page.evaluate is exempt)."""
+    deadline = time.monotonic() + timeout
+    while not pg.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def mlm(shared_data: Path) -> Any:
+    """The small masked LM trained on EWT text (../shared/models), with its LM head where the loader has one."""
+    import attnscope
+
+    folder = shared_data.parent / "models" / MLM
+    if not folder.is_dir():
+        pytest.skip(f"shared model {folder} not found")
+    return attnscope.load(folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(mlm: Any) -> Iterator[str]:
+    with live_server(create_app([mlm])) as url:
+        yield url
+
+
+@pytest.fixture
+def app_tab(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh page on the app that fails the test on any request to another origin or any console error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    problems: list[str] = []
+
+    def route(r: Any) -> None:
+        url = r.request.url
+        if url.startswith((server + "/", "data:", "blob:")):
+            r.continue_()
+        else:
+            problems.append(f"request to another origin: {url}")
+            r.abort()
+
+    context.route("**/*", route)
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    pg.expected_errors = []  # console lines a test expects (Chromium logs each 4xx answer it gets)
+    pg.goto(server + "/")
+    pg.wait_for_selector("body[data-app-state=ready]", timeout=60_000)
+    yield pg
+    context.close()
+    assert [p for p in problems if not any(e in p for e in pg.expected_errors)] == []
+
+
+def test_type_a_sentence_and_see_the_views(app_tab: Any) -> None:
+    pg = app_tab
+    assert pg.eval_on_selector("#as-model", "s => Array.from(s.options).map(o => o.value)") == [MLM]
+    pg.fill("#as-text-a", "The dog chased the ball.")
+    pg.fill("#as-text-b", "")
+    pg.click("button[type=submit]")
+    wait_js(pg, "document.querySelectorAll('#as-tokens button')[1]?.textContent === 'the'")
+    pg.wait_for_selector("body[data-app-state=ready]")
+    tokens = pg.eval_on_selector_all("#as-tokens button", "bs => bs.map(b => b.textContent)")
+    assert tokens[0] == "[CLS]"
+    assert tokens[-1] == "[SEP]"
+    tabs = pg.eval_on_selector_all("#as-views .as-tab", "bs => bs.map(b => b.textContent)")
+    assert {"Head view", "Model view", "Neuron view"} <= set(tabs)
+    pg.click("#as-views .as-tab[data-tab=model]")
+    pg.wait_for_selector("#as-views .as-modelview canvas")
+    pg.screenshot(path="/tmp/attnscope-app-views.png", full_page=True)
+
+
+def test_hostile_text_is_shown_as_text(app_tab: Any) -> None:
+    pg = app_tab
+    pg.fill("#as-text-a", XSS)
+    pg.click("button[type=submit]")
+    wait_js(pg, "Array.from(document.querySelectorAll('#as-tokens button')).some(b => b.textContent === '<')")
+    pg.wait_for_selector("body[data-app-state=ready]")
+    assert pg.query_selector("img") is None  # nothing the user typed became an element
+
+
+def test_api_errors_are_shown_as_text(app_tab: Any) -> None:
+    pg = app_tab
+    pg.expected_errors.append("the server responded with a status of 422")
+    pg.fill("#as-text-a", "word " * 300)  # over the model's 256 tokens
+    pg.click("button[type=submit]")
+    pg.wait_for_selector("#as-error:not([hidden])")
+    assert "accepts at most 256 tokens" in pg.text_content("#as-error")
+
+
+def test_keyboard_reaches_the_form_and_the_tokens(app_tab: Any) -> None:
+    pg = app_tab
+    pg.focus("#as-text-a")
+    pg.keyboard.press("Control+A")
+    pg.keyboard.type("Birds sing.")
+    pg.keyboard.press("Enter")
+    wait_js(pg, "document.querySelectorAll('#as-tokens button')[1]?.textContent === 'birds'")
+    pg.focus("#as-tokens button[data-index='1']")
+    assert pg.evaluate("document.activeElement.dataset.index") == "1"
