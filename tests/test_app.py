@@ -17,6 +17,7 @@ from app_support import live_server, raw_request
 from attnscope.app import work
 from attnscope.app.requests import MAX_BODY
 from attnscope.app.server import create_app
+from attnscope.errors import InputError
 from attnscope.tracing import trace
 from attnscope.views.payload import PAYLOAD_VERSION
 
@@ -51,7 +52,7 @@ def check_headers(response: Any) -> None:
 def test_models_lists_the_served_models(client: Any) -> None:
     r = client.get("/api/models")
     assert r.status_code == 200
-    assert r.json() == {"models": ["tiny-bert"], "indexes": []}
+    assert r.json() == {"models": ["tiny-bert"], "indexes": [], "atlases": []}
     check_headers(r)
 
 
@@ -261,3 +262,29 @@ def test_short_load_only_clean_answers(tiny: Any) -> None:
         asyncio.run(run(url))
     assert len(statuses) == 50
     assert statuses.count(200) >= 5
+
+
+SENTENCES = ["The cat sat on the mat.", "A dog barked at the mailman.", "Birds sing in the morning."]
+
+
+def test_atlas_of_a_served_model(tiny: Any, tmp_path: Any) -> None:
+    from attnscope.app.work import read_atlas
+    from attnscope.heads import head_roles
+
+    atlas = head_roles(tiny("bert"), SENTENCES)
+    app = create_app([tiny("bert")], atlases={"tiny-bert": atlas})
+    with TestClient(app, base_url=BASE) as c:
+        assert c.get("/api/models").json()["atlases"] == ["tiny-bert"]
+        payload = c.get("/api/atlas", params={"model": "tiny-bert"}).json()["payload"]
+        assert payload["views"] == ["atlas"]
+        assert len(payload["atlas"]["heads"]) == 2  # layers of the tiny model
+        r = c.get("/api/atlas", params={"model": "nope"})
+        assert r.status_code == 404
+        assert "unknown model" in r.json()["error"]
+    with pytest.raises(InputError, match="not served; add --model other"):
+        create_app([tiny("bert")], atlases={"other": atlas})
+    (tmp_path / "report.json").write_text('{"analysis": "probe-deps", "model_info": {"name": "x"}}')
+    with pytest.raises(InputError, match="is not a heads report"):
+        read_atlas(tmp_path)
+    with pytest.raises(InputError, match="cannot read the head atlas"):
+        read_atlas(tmp_path / "missing")

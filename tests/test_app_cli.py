@@ -62,7 +62,7 @@ def test_serve_prints_its_url_and_answers(tiny_model_dir: Path) -> None:
         assert url.startswith("http://127.0.0.1:"), url
         name = tiny_model_dir.name
         with httpx.Client(base_url=url, timeout=60) as c:
-            assert c.get("/api/models").json() == {"models": [name], "indexes": []}
+            assert c.get("/api/models").json() == {"models": [name], "indexes": [], "atlases": []}
             r = c.post("/api/trace", json={"model": name, "text": "Hello there."})
             assert r.status_code == 200
             assert r.json()["tokens"][0] == "[CLS]"

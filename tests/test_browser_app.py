@@ -44,7 +44,10 @@ def mlm(shared_data: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def server(mlm: Any) -> Iterator[str]:
-    with live_server(create_app([mlm])) as url:
+    from attnscope.heads import head_roles
+
+    atlas = head_roles(mlm, ["The cat sat on the mat.", "A dog barked at the mailman.", "Birds sing at dawn."])
+    with live_server(create_app([mlm], atlases={MLM: atlas})) as url:
         yield url
 
 
@@ -120,3 +123,11 @@ def test_keyboard_reaches_the_form_and_the_tokens(app_tab: Any) -> None:
     wait_js(pg, "document.querySelectorAll('#as-tokens button')[1]?.textContent === 'birds'")
     pg.focus("#as-tokens button[data-index='1']")
     assert pg.evaluate("document.activeElement.dataset.index") == "1"
+
+
+def test_the_head_atlas_of_the_model(app_tab: Any) -> None:
+    pg = app_tab
+    pg.click("#as-atlas-show")
+    pg.wait_for_selector("#as-atlas .as-atlas-grid .as-atlas-cell")
+    cells = pg.eval_on_selector_all("#as-atlas .as-atlas-cell", "bs => bs.length")
+    assert cells == 4 * 4  # 4 layers x 4 heads

@@ -7,6 +7,7 @@ import type { Payload } from "./contract";
 export interface ModelsAnswer {
   models: string[];
   indexes: { name: string; model: string }[];
+  atlases?: string[];
 }
 
 export interface Candidate {

@@ -140,6 +140,11 @@ async function trace(): Promise<void> {
     }
     renderTokens();
     byId("as-token-section").hidden = false;
+    const atlasSection = byId("as-atlas-section");
+    const hasAtlas = (state.models.atlases ?? []).includes(state.model);
+    if (atlasSection.hidden === hasAtlas || atlasSection.dataset.model !== state.model) byId("as-atlas").replaceChildren();
+    atlasSection.hidden = !hasAtlas;
+    atlasSection.dataset.model = state.model;
     await draw(byId("as-views"), answer.payload);
     const compareSection = byId("as-compare-section");
     compareSection.hidden = answer.compare === null;
@@ -197,6 +202,18 @@ function fillSearchControls(): void {
     box.value = String(h);
     box.checked = checked.has(h);
     el("span", undefined, String(h + state.base), label);
+  }
+}
+
+async function showAtlas(): Promise<void> {
+  clearError();
+  status("Loading the head atlas…");
+  try {
+    const answer = await call<{ payload: Payload }>(`/api/atlas?model=${encodeURIComponent(state.model)}`);
+    await draw(byId("as-atlas"), answer.payload);
+    status("");
+  } catch (err) {
+    showError(err);
   }
 }
 
@@ -264,6 +281,7 @@ async function start(): Promise<void> {
     e.preventDefault();
     void search();
   });
+  byId("as-atlas-show").addEventListener("click", () => void showAtlas());
   byId<HTMLSelectElement>("as-search-token").addEventListener("change", (e) => {
     state.searchToken = Number((e.target as HTMLSelectElement).value);
     renderTokens();

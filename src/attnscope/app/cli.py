@@ -37,6 +37,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="a corpus index folder to search (built by attnscope index; repeat for several)",
     )
+    p.add_argument(
+        "--atlas",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="a heads report folder "
+        "(attnscope heads --out DIR) of a served model: the page shows its head atlas (repeat for several)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
@@ -106,6 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from attnscope.app.server import LOOPBACK_HOSTS, create_app
+    from attnscope.app.work import read_atlas
     from attnscope.loading import load
 
     remote = not is_loopback(args.host)
@@ -124,8 +134,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"loading {name or 'the embedded MiniLM'} ...", flush=True)
             handles.append(load(name, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code))
         indexes = open_indexes(args.index or [])
+        atlases = dict(read_atlas(folder) for folder in args.atlas or [])
         hosts = None if remote else (*LOOPBACK_HOSTS, str(sock.getsockname()[0]))
-        app = create_app(handles, indexes, queue_size=args.queue, allowed_hosts=hosts)
+        app = create_app(handles, indexes, atlases=atlases, queue_size=args.queue, allowed_hosts=hosts)
         url = url_of(sock)
         if remote:
             print(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, Protocol
 
@@ -67,14 +67,16 @@ def create_app(
     models: Sequence[Any],
     indexes: Sequence[SearchIndex] = (),
     *,
+    atlases: Mapping[str, Any] | None = None,
     queue_size: int = 8,
     allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
 ) -> Starlette:
     """The app serving ``models`` (loaded ModelHandles, named by ``handle.name``) and ``indexes``.
 
-    ``queue_size``: requests that may wait for a busy model before more get 503. ``allowed_hosts``: Host
-    headers accepted (default loopback names only, which stops DNS-rebinding pages from reaching the API);
-    None accepts any.
+    ``atlases``: model name -> its head atlas (a HeadAtlas or a heads report.json's content), shown by the
+    atlas view with example sentences traced now. ``queue_size``: requests that may wait for a busy model
+    before more get 503. ``allowed_hosts``: Host headers accepted (default loopback names only, which stops
+    DNS-rebinding pages from reaching the API); None accepts any.
     """
     if not models:
         raise InputError("the app needs at least one model")
@@ -93,14 +95,31 @@ def create_app(
         index.check_model(slots[index.model].handle)
         served[index.name] = index
 
+    atlas_payloads: dict[str, Any] = {}
+    for name, atlas in (atlases or {}).items():
+        if name not in slots:
+            raise InputError(f"a head atlas is given for {name}, which is not served; add --model {name}")
+        atlas_payloads[name] = work.atlas_payload(atlas, slots[name].handle)
+
     def slot_for(name: str) -> ModelSlot:
         if name not in slots:
             raise ApiError(404, f"unknown model {shown_name(name)}; the served models are {', '.join(slots)}")
         return slots[name]
 
     async def models_endpoint(request: Request) -> Response:
-        listing = {"models": list(slots), "indexes": [{"name": i.name, "model": i.model} for i in served.values()]}
+        listing = {
+            "models": list(slots),
+            "indexes": [{"name": i.name, "model": i.model} for i in served.values()],
+            "atlases": list(atlas_payloads),
+        }
         return json_response(listing)
+
+    async def atlas_endpoint(request: Request) -> Response:
+        name = request.query_params.get("model", "")
+        slot_for(name)
+        if name not in atlas_payloads:
+            raise ApiError(404, f"no head atlas is served for {shown_name(name)} (start the server with --atlas DIR)")
+        return await to_json_in_thread({"payload": atlas_payloads[name]})
 
     async def trace_endpoint(request: Request) -> Response:
         req = trace_request(await read_json(request))
@@ -137,6 +156,7 @@ def create_app(
         Route("/api/models", guarded(models_endpoint), methods=["GET"]),
         Route("/api/trace", guarded(trace_endpoint), methods=["POST"]),
         Route("/api/search", guarded(search_endpoint), methods=["POST"]),
+        Route("/api/atlas", guarded(atlas_endpoint), methods=["GET"]),
         *(Route(path, guarded(static_endpoint), methods=["GET", "HEAD"]) for path in STATIC),
     ]
     middleware = [Middleware(SecurityHeaders, allowed_hosts=allowed_hosts)]

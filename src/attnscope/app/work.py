@@ -6,6 +6,8 @@ Each returns the JSON-ready dict its endpoint sends; bad input raises :class:`at
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from attnscope.app.requests import TraceRequest
@@ -53,3 +55,28 @@ def trace_json(handle: ModelHandle, req: TraceRequest, qk: bool) -> dict[str, An
         "compare": None,
         "predictions": None,
     }
+
+
+def atlas_payload(atlas: Any, handle: ModelHandle) -> Any:
+    """The atlas view's payload of a head atlas (HeadAtlas or report.json content), examples traced with ``handle``."""
+    from attnscope.views import atlas_view
+
+    return atlas_view(atlas, handle).payload()
+
+
+def read_atlas(folder: Path) -> tuple[str, dict[str, Any]]:
+    """(model name, report) of a heads report folder (``attnscope heads --out DIR``) or its report.json."""
+    path = folder / "report.json" if folder.is_dir() else folder
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(
+            f"cannot read the head atlas {path} ({err.strerror}); pass a folder made by attnscope heads"
+        ) from None
+    except ValueError as err:
+        raise InputError(f"{path} is not valid JSON ({err}); run attnscope heads again") from None
+    info = report.get("model_info") if isinstance(report, dict) else None
+    model = info.get("name") if isinstance(info, dict) else None
+    if not isinstance(model, str) or report.get("analysis") != "heads":
+        raise InputError(f"{path} is not a heads report (attnscope heads --out DIR writes one)")
+    return model, report
