@@ -31,7 +31,8 @@ export function predictionsView(pred: Predictions | null, base: number): HTMLEle
   }
   for (const p of pred.predictions) {
     const item = el("section", "as-app-pred", undefined, box);
-    const where = pred.kind === "masked" ? `masked position ${p.position + base} (was "${p.token}")` : `next token after position ${p.position + base} ("${p.token}")`;
+    const was = pred.edits.find((e) => e.index === p.position)?.token ?? p.token;
+    const where = pred.kind === "masked" ? `masked position ${p.position + base} (was "${was}")` : `next token after position ${p.position + base} ("${p.token}")`;
     el("h3", undefined, where, item);
     item.appendChild(candidates(p.top));
     if (p.layers) {
