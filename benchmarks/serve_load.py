@@ -2,7 +2,8 @@
 
 The server is started as a subprocess (``python -m attnscope.cli serve --port 0``, the embedded MiniLM unless
 ``--model``), once per queue size asked for (``--queues 8,64``: the default queue of 8 waiting requests per
-model, and one deep enough that every client waits its turn). Each client has its own HTTP connection and
+model, and one deep enough that every client waits its turn; then the first again with clients that honour
+Retry-After, unless ``--no-polite``). Each client has its own HTTP connection and
 sends ``POST /api/trace`` for an EWT-like sentence (a different one per request), one request after the other
 and without retrying: a 503 counts as answered, and the client goes on. Reported per run: wall time, answers
 per second (200s only, and all), latency p50/p95/max of the 200s (from sending to the last byte) and of the
@@ -66,8 +67,13 @@ def start_server(model: str | None, queue: int) -> tuple[subprocess.Popen[str], 
     raise SystemExit(f"the server did not start: {' '.join(cmd)}")
 
 
-async def one_client(url: str, model: str, n: int, requests: int, out: list[tuple[int, float, str]]) -> None:
-    """``requests`` trace requests one after the other on one connection; (status, seconds, problem) each."""
+async def one_client(
+    url: str, model: str, n: int, requests: int, out: list[tuple[int, float, str]], polite: bool = False
+) -> None:
+    """``requests`` trace requests one after the other on one connection; (status, seconds, problem) each.
+
+    ``polite``: after a 503 the client waits the Retry-After seconds before its next request (as a browser or
+    a well-behaved script would); otherwise it goes on at once (the harshest load)."""
     limits = httpx.Limits(max_connections=1)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
         for i in range(requests):
@@ -84,6 +90,8 @@ async def one_client(url: str, model: str, n: int, requests: int, out: list[tupl
             if r.status_code == 503:
                 if not r.headers.get("retry-after", "").isdigit():
                     problem = "503 without a Retry-After of whole seconds"
+                elif polite:
+                    await asyncio.sleep(int(r.headers["retry-after"]))
             elif r.status_code != 200:
                 problem = f"status {r.status_code}: {body[:200]!r}"
             elif b'"payload"' not in body:
@@ -98,11 +106,11 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1] if len(values) > 1 else values[0]
 
 
-async def run_load(url: str, model: str, clients: int, requests: int) -> dict[str, Any]:
+async def run_load(url: str, model: str, clients: int, requests: int, polite: bool) -> dict[str, Any]:
     """All clients at once; the measurements of the run."""
     out: list[tuple[int, float, str]] = []
     t0 = time.perf_counter()
-    await asyncio.gather(*(one_client(url, model, n, requests, out) for n in range(clients)))
+    await asyncio.gather(*(one_client(url, model, n, requests, out, polite) for n in range(clients)))
     wall = time.perf_counter() - t0
     ok = [s for status, s, problem in out if status == 200 and not problem]
     busy = [s for status, s, problem in out if status == 503 and not problem]
@@ -128,33 +136,39 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--queues", default="8,64", help="queue sizes to run with, comma-separated")
     ap.add_argument("--model", default=None, help="model to serve (default: the embedded MiniLM)")
+    ap.add_argument(
+        "--no-polite", action="store_true", help="skip the last run (first queue size, clients honour Retry-After)"
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     rows = []
     failed = False
-    for queue in [int(q) for q in args.queues.split(",")]:
+    queues = [int(q) for q in args.queues.split(",")]
+    runs = [(q, False) for q in queues] + ([] if args.no_polite else [(queues[0], True)])
+    for queue, polite in runs:
         proc, url = start_server(args.model, queue)
         try:
             model = httpx.get(url + "/api/models", timeout=60).json()["models"][0]
-            result = asyncio.run(run_load(url, model, args.clients, args.requests))
+            result = asyncio.run(run_load(url, model, args.clients, args.requests, polite))
         finally:
             proc.terminate()
             proc.wait(timeout=60)
         ok, busy = result["ok"], result["busy"]
         row = (
-            f"| {queue} | {result['total']} | {result['wall']:.1f} | {len(ok) / result['wall']:.1f} | "
+            f"| {queue} | {'waits' if polite else 'goes on'} | "
+            f"{result['total']} | {result['wall']:.1f} | {len(ok) / result['wall']:.1f} | "
             f"{result['total'] / result['wall']:.1f} | {ms(percentile(ok, 0.5))} | {ms(percentile(ok, 0.95))} | "
             f"{ms(max(ok, default=float('nan')))} | {len(busy)} | {ms(percentile(busy, 0.5))} | "
             f"{len(result['problems'])} |"
         )
         rows.append(row)
-        print(f"queue {queue}: statuses {dict(result['statuses'])}")
+        print(f"queue {queue}{' (clients honour Retry-After)' if polite else ''}: statuses {dict(result['statuses'])}")
         for problem in result["problems"][:10]:
             print(f"  FAILURE: {problem}")
         failed = failed or bool(result["problems"])
     header = (
-        "| queue | requests | wall s | 200/s | answers/s | p50 ms (200) | p95 ms (200) | max ms (200) | 503s | "
-        "p50 ms (503) | failures |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| queue | after a 503 the client | requests | wall s | 200/s | answers/s | p50 ms (200) | p95 ms (200) | "
+        "max ms (200) | 503s | p50 ms (503) | failures |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     table = header + "\n" + "\n".join(rows)
     print(table)
@@ -173,6 +187,11 @@ def main() -> int:
             f"{table}\n\n"
             "- queue = requests that may wait per model besides the one running (`attnscope serve --queue N`, "
             "default 8); beyond it the server answers 503 with Retry-After at once.\n"
+            "- after a 503 the client: goes on = sends its next request at once (the harshest load: the 503s "
+            "come back in milliseconds, so clients spin and share the CPU with the forward passes); waits = "
+            "sleeps the Retry-After seconds first, as a well-behaved client does.\n"
+            "- latency = from sending a request to the last byte of its answer, waiting in the queue included; "
+            "with a deep queue every client waits for the others' forward passes (p50 ~ clients x one pass).\n"
             "- failures = any answer other than 200 or a 503 with Retry-After, or a transport error "
             f"({'some: see above' if failed else 'none'}).\n"
         )

@@ -288,3 +288,24 @@ def test_atlas_of_a_served_model(tiny: Any, tmp_path: Any) -> None:
         read_atlas(tmp_path)
     with pytest.raises(InputError, match="cannot read the head atlas"):
         read_atlas(tmp_path / "missing")
+
+
+HOSTILE = [None, True, -1, 2**70, 1.5, "", "x" * 3000, [], {}, ["a"], [-1], [2**70], "\u0000", "<script>", {"a": [1]}]
+
+
+@pytest.mark.parametrize("field", ["model", "text", "text_pair", "mask", "k", "logit_lens"])
+def test_hostile_trace_fields_never_give_500(client: Any, field: str) -> None:
+    for value in HOSTILE:
+        body = {"model": "tiny-bert", "text": "Hi there.", field: value}
+        r = post(client, "/api/trace", body)
+        assert r.status_code in (200, 400, 404, 422), (field, value, r.status_code, r.text[:200])
+        if r.status_code != 200:
+            assert isinstance(r.json()["error"], str)
+
+
+@pytest.mark.parametrize("field", ["index", "model", "text", "text_pair", "token", "layer", "heads", "k"])
+def test_hostile_search_fields_never_give_500(client: Any, field: str) -> None:
+    for value in HOSTILE:
+        body = {"index": "ewt", "model": "tiny-bert", "text": "Hi.", "token": 1, "layer": 0, field: value}
+        r = post(client, "/api/search", body)
+        assert r.status_code in (400, 404, 422), (field, value, r.status_code, r.text[:200])
