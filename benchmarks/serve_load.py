@@ -191,7 +191,9 @@ def main() -> int:
             "come back in milliseconds, so clients spin and share the CPU with the forward passes); waits = "
             "sleeps the Retry-After seconds first, as a well-behaved client does.\n"
             "- latency = from sending a request to the last byte of its answer, waiting in the queue included; "
-            "with a deep queue every client waits for the others' forward passes (p50 ~ clients x one pass).\n"
+            "with a deep queue every client waits for the others' forward passes (p50 ~ clients x one pass). "
+            "The clients' own event loop counts too: while it spins on 503s it reads the 200s' answers late "
+            "(the long p95 of the first run).\n"
             "- failures = any answer other than 200 or a 503 with Retry-After, or a transport error "
             f"({'some: see above' if failed else 'none'}).\n"
         )

@@ -137,20 +137,7 @@ def create_app(
         if index.model != req.model:
             raise ApiError(422, f"index {index.name!r} was built with {index.model}, not {req.model}")
 
-        def search() -> Any:
-            work.check_length(slot.handle, req.text, req.text_pair)
-            found = index.search(
-                slot.handle,
-                req.text,
-                token=req.token,
-                layer=req.layer,
-                heads=req.heads,
-                k=req.k,
-                text_pair=req.text_pair,
-            )
-            return found.to_json()
-
-        return json_response(await slot.run(search))
+        return json_response(await slot.run(work.search_json, index, slot.handle, req))
 
     routes = [
         Route("/api/models", guarded(models_endpoint), methods=["GET"]),

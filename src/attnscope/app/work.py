@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from attnscope.app.requests import TraceRequest
+from attnscope.app.requests import SearchRequest, TraceRequest
 from attnscope.errors import InputError, UnsupportedModelError
 from attnscope.loading import ModelHandle
 
@@ -55,6 +55,16 @@ def trace_json(handle: ModelHandle, req: TraceRequest, qk: bool) -> dict[str, An
         "compare": None,
         "predictions": None,
     }
+
+
+def search_json(index: Any, handle: ModelHandle, req: SearchRequest) -> dict[str, Any]:
+    """``POST /api/search``: the k corpus contexts of ``index`` nearest to token ``req.token`` of the text."""
+    check_length(handle, req.text, req.text_pair)
+    found = index.search(
+        handle, req.text, token=req.token, layer=req.layer, heads=req.heads, k=req.k, text_pair=req.text_pair
+    )
+    result: dict[str, Any] = found.to_json()
+    return result
 
 
 def atlas_payload(atlas: Any, handle: ModelHandle) -> Any:
