@@ -131,3 +131,14 @@ def test_the_head_atlas_of_the_model(app_tab: Any) -> None:
     pg.wait_for_selector("#as-atlas .as-atlas-grid .as-atlas-cell")
     cells = pg.eval_on_selector_all("#as-atlas .as-atlas-cell", "bs => bs.length")
     assert cells == 4 * 4  # 4 layers x 4 heads
+
+
+def test_numbering_switch_moves_the_whole_page(app_tab: Any) -> None:
+    pg = app_tab
+    assert pg.get_attribute("#as-tokens button[data-index='1']", "title") == "token 1"
+    pg.select_option("#as-base", "1")
+    assert pg.get_attribute("#as-tokens button[data-index='1']", "title") == "token 2"
+    assert pg.input_value("#as-views select.as-base") == "1"  # the views' own switch follows
+    pg.select_option("#as-views select.as-base", "0")  # and the other way round
+    assert pg.input_value("#as-base") == "0"
+    assert pg.get_attribute("#as-tokens button[data-index='1']", "title") == "token 1"

@@ -277,6 +277,7 @@ async function start(): Promise<void> {
     state.searchToken = null;
     void trace();
   });
+  modelSel.addEventListener("change", () => form.requestSubmit());
   byId<HTMLFormElement>("as-search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     void search();
