@@ -39,7 +39,7 @@ def mlm(shared_data: Path) -> Any:
     folder = shared_data.parent / "models" / MLM
     if not folder.is_dir():
         pytest.skip(f"shared model {folder} not found")
-    return attnscope.load(folder, device="cpu")
+    return attnscope.load(folder, device="cpu", lm_head=True)
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +142,43 @@ def test_numbering_switch_moves_the_whole_page(app_tab: Any) -> None:
     pg.select_option("#as-views select.as-base", "0")  # and the other way round
     assert pg.input_value("#as-base") == "0"
     assert pg.get_attribute("#as-tokens button[data-index='1']", "title") == "token 1"
+
+
+def token_button(pg: Any, text: str) -> str:
+    """The selector of the first token button whose label is ``text``."""
+    index = pg.eval_on_selector_all("#as-tokens button", f"bs => bs.findIndex(b => b.textContent === {text!r})")
+    assert index >= 0, text
+    return f"#as-tokens button[data-index='{index}']"
+
+
+def test_mask_tokens_see_predictions_and_the_comparison_change(app_tab: Any) -> None:
+    pg = app_tab
+    pg.fill("#as-text-a", "The dog chased the ball in the park.")
+    pg.fill("#as-text-b", "")
+    pg.click("button[type=submit]")
+    wait_js(pg, "document.querySelectorAll('#as-tokens button')[2]?.textContent === 'dog'")
+    pg.wait_for_selector("body[data-app-state=ready]")
+    assert pg.is_hidden("#as-compare-section")
+    pg.click(token_button(pg, "ball"))
+    pg.wait_for_selector("#as-predictions .as-app-pred")
+    pg.wait_for_selector("body[data-app-state=ready]")
+    assert pg.get_attribute(token_button(pg, "ball"), "aria-pressed") == "true"
+    heading = pg.text_content("#as-predictions h3")
+    assert 'was "ball"' in heading
+    candidates = pg.eval_on_selector_all("#as-predictions .as-app-ctok", "xs => xs.map(x => x.textContent)")
+    assert len(candidates) == 5
+    assert pg.is_visible("#as-compare .as-compareview canvas[data-panel=diff]")
+    labels = pg.eval_on_selector_all("#as-tokens button", "bs => bs.map(b => b.textContent)")
+    masked = pg.eval_on_selector("#as-views", "r => r.textContent")
+    assert "[MASK]" in masked
+    diff = "document.querySelector('#as-compare canvas[data-panel=diff]').toDataURL()"
+    before = pg.evaluate(diff)
+    pg.screenshot(path="/tmp/attnscope-app-mask.png", full_page=True)
+    pg.click(token_button(pg, "dog"))  # a second mask: the comparison changes
+    wait_js(pg, "document.querySelectorAll('#as-predictions .as-app-pred').length === 2")
+    pg.wait_for_selector("body[data-app-state=ready]")
+    assert pg.evaluate(diff) != before
+    pg.check("#as-lens")  # per layer, through the model's own head
+    pg.wait_for_selector("#as-predictions details.as-app-lens")
+    assert "logit lens" in pg.text_content("#as-predictions details.as-app-lens summary")
+    assert labels[0] == "[CLS]"

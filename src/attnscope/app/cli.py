@@ -132,7 +132,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         handles = []
         for name in names:
             print(f"loading {name or 'the embedded MiniLM'} ...", flush=True)
-            handles.append(load(name, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code))
+            handles.append(
+                load(name, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, lm_head=True)
+            )
         indexes = open_indexes(args.index or [])
         atlases = dict(read_atlas(folder) for folder in args.atlas or [])
         hosts = None if remote else (*LOOPBACK_HOSTS, str(sock.getsockname()[0]))

@@ -41,19 +41,24 @@ def check_length(handle: ModelHandle, text: str, text_pair: str | None) -> int:
 
 
 def trace_json(handle: ModelHandle, req: TraceRequest, qk: bool) -> dict[str, Any]:
-    """``POST /api/trace``: the views payload of the (edited) input, with tokens, comparison and predictions."""
-    from attnscope.tracing import trace
-    from attnscope.views import page
+    """``POST /api/trace``: the views payload of the (edited) input, with tokens, comparison and predictions.
+
+    One :func:`attnscope.predict.predict` call: the edited input's trace and predictions in one forward pass
+    (and the original's trace in a second when tokens are masked); the comparison view pairs the two.
+    """
+    from attnscope.predict import predict
+    from attnscope.views import compare_view, page
 
     check_length(handle, req.text, req.text_pair)
-    if req.mask:
-        raise InputError("masking tokens needs attnscope.predict, which this installation lacks")
-    result = trace(handle, req.text, req.text_pair, qk=qk)
+    result = predict(handle, req.text, req.text_pair, mask=req.mask, k=req.k, logit_lens=req.logit_lens, qk=qk)
+    compare = None
+    if result.edits:
+        compare = compare_view(result.original, result.trace, labels=("original", "edited")).payload()
     return {
-        "tokens": list(result.tokens.display),
-        "payload": page(result).payload(),
-        "compare": None,
-        "predictions": None,
+        "tokens": list(result.trace.tokens.display),
+        "payload": page(result.trace).payload(),
+        "compare": compare,
+        "predictions": result.to_json(),
     }
 
 

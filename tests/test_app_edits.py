@@ -1,0 +1,86 @@
+"""The app's /api/trace with masks: predictions of a trained masked LM and the comparison of original and edited,
+through the HTTP API, in-process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from attnscope.app.server import create_app
+
+MLM = "tiny-bert-mlm-ewt"
+BASE = "http://127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def mlm(shared_data: Path) -> Any:
+    """The small masked LM trained on EWT (../shared/models), loaded with its LM head as attnscope serve does."""
+    import attnscope
+
+    folder = shared_data.parent / "models" / MLM
+    if not folder.is_dir():
+        pytest.skip(f"shared model {folder} not found")
+    return attnscope.load(folder, device="cpu", lm_head=True)
+
+
+@pytest.fixture(scope="module")
+def client(mlm: Any, tiny: Any) -> Iterator[TestClient]:
+    with TestClient(create_app([mlm, tiny("bert")]), base_url=BASE) as c:
+        yield c
+
+
+def post(client: Any, path: str, body: Any) -> Any:
+    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+def test_masking_gives_predictions_and_the_comparison(client: Any) -> None:
+    plain = post(client, "/api/trace", {"model": MLM, "text": "The dog chased the ball."}).json()
+    assert plain["compare"] is None
+    assert plain["predictions"]["kind"] == "masked"
+    assert plain["predictions"]["predictions"] == []  # nothing masked yet
+    ball = plain["tokens"].index("ball")
+    r = post(client, "/api/trace", {"model": MLM, "text": "The dog chased the ball.", "mask": [ball], "k": 3})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["tokens"][ball] == "[MASK]"
+    assert data["payload"]["sides"]["source"]["labels"][ball] == "[MASK]"
+    pred = data["predictions"]
+    assert pred["edits"] == [{"index": ball, "token": "ball", "now": "[MASK]"}]
+    (at,) = pred["predictions"]
+    assert at["position"] == ball
+    assert len(at["top"]) == 3
+    probs = [c["prob"] for c in at["top"]]
+    assert probs == sorted(probs, reverse=True)
+    assert 0 < sum(probs) <= 1
+    assert at["layers"] is None
+    compare = data["compare"]
+    assert compare["views"] == ["compare"]
+    assert compare["version"] == data["payload"]["version"]
+
+
+def test_logit_lens_adds_one_row_per_layer(client: Any) -> None:
+    body = {"model": MLM, "text": "I like green tea.", "mask": [3], "logit_lens": True, "k": 2}
+    pred = post(client, "/api/trace", body).json()["predictions"]
+    assert pred["lens"] == "logit lens"
+    layers = pred["predictions"][0]["layers"]
+    assert len(layers) == 4  # the tiny MLM's layers
+    assert all(len(row) == 2 for row in layers)
+
+
+def test_a_model_without_lm_head_masks_without_predictions(client: Any) -> None:
+    data = post(client, "/api/trace", {"model": "tiny-bert", "text": "Birds sing.", "mask": [1]}).json()
+    assert data["predictions"]["kind"] is None
+    assert data["predictions"]["predictions"] == []
+    assert data["compare"]["views"] == ["compare"]
+
+
+@pytest.mark.parametrize(("mask", "words"), [([0], "special"), ([99], "the input has 5 tokens")])
+def test_bad_masks_are_422(client: Any, mask: list[int], words: str) -> None:
+    r = post(client, "/api/trace", {"model": MLM, "text": "Birds sing.", "mask": mask})
+    assert r.status_code == 422
+    assert words in r.json()["error"]
