@@ -84,3 +84,21 @@ def test_bad_masks_are_422(client: Any, mask: list[int], words: str) -> None:
     r = post(client, "/api/trace", {"model": MLM, "text": "Birds sing.", "mask": mask})
     assert r.status_code == 422
     assert words in r.json()["error"]
+
+
+def test_a_decoder_predicts_the_next_token_and_masking_removes(shared_data: Path) -> None:
+    import attnscope
+
+    folder = shared_data.parent / "models" / "tiny-gpt2-ewt"
+    if not folder.is_dir():
+        pytest.skip(f"shared model {folder} not found")
+    gpt2 = attnscope.load(folder, device="cpu", lm_head=True)
+    with TestClient(create_app([gpt2]), base_url=BASE) as c:
+        plain = post(c, "/api/trace", {"model": "tiny-gpt2-ewt", "text": "I would like to"}).json()
+        assert plain["predictions"]["kind"] == "next"
+        (nxt,) = plain["predictions"]["predictions"]
+        assert nxt["position"] == len(plain["tokens"]) - 1
+        edited = post(c, "/api/trace", {"model": "tiny-gpt2-ewt", "text": "I would like to", "mask": [1]}).json()
+        assert len(edited["tokens"]) == len(plain["tokens"]) - 1  # removed: a decoder has no mask token
+        assert edited["predictions"]["edits"][0]["now"] is None
+        assert edited["compare"]["views"] == ["compare"]
