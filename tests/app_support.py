@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -45,3 +46,24 @@ def raw_request(port: int, data: bytes, read: bool = False) -> bytes:
         while chunk := conn.recv(65536):
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def shared_model(shared_data: Path, name: str) -> Any:
+    """A model of ../shared/models (``tiny-bert-mlm-ewt``, ``tiny-gpt2-ewt``) loaded as attnscope serve loads it:
+    with its LM head. Skips the test when the folder is absent."""
+    import pytest
+
+    import attnscope
+
+    folder = shared_data.parent / "models" / name
+    if not folder.is_dir():
+        pytest.skip(f"shared model {folder} not found")
+    return attnscope.load(folder, device="cpu", lm_head=True)
+
+
+def ewt_slice(shared_data: Path, folder: Path, sentences: int = 20) -> Path:
+    """The first ``sentences`` sentences of EWT dev as a CoNLL-U file in ``folder``."""
+    text = (shared_data / "ud-ewt" / "en_ewt-uds-dev.conllu").read_text(encoding="utf-8")
+    path = folder / "slice.conllu"
+    path.write_text("\n\n".join(text.split("\n\n")[:sentences]) + "\n\n", encoding="utf-8")
+    return path

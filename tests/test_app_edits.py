@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from app_support import shared_model
 from attnscope.app.server import create_app
 
 MLM = "tiny-bert-mlm-ewt"
@@ -20,12 +21,7 @@ BASE = "http://127.0.0.1"
 @pytest.fixture(scope="module")
 def mlm(shared_data: Path) -> Any:
     """The small masked LM trained on EWT (../shared/models), loaded with its LM head as attnscope serve does."""
-    import attnscope
-
-    folder = shared_data.parent / "models" / MLM
-    if not folder.is_dir():
-        pytest.skip(f"shared model {folder} not found")
-    return attnscope.load(folder, device="cpu", lm_head=True)
+    return shared_model(shared_data, MLM)
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +83,7 @@ def test_bad_masks_are_422(client: Any, mask: list[int], words: str) -> None:
 
 
 def test_a_decoder_predicts_the_next_token_and_masking_removes(shared_data: Path) -> None:
-    import attnscope
-
-    folder = shared_data.parent / "models" / "tiny-gpt2-ewt"
-    if not folder.is_dir():
-        pytest.skip(f"shared model {folder} not found")
-    gpt2 = attnscope.load(folder, device="cpu", lm_head=True)
+    gpt2 = shared_model(shared_data, "tiny-gpt2-ewt")
     with TestClient(create_app([gpt2]), base_url=BASE) as c:
         plain = post(c, "/api/trace", {"model": "tiny-gpt2-ewt", "text": "I would like to"}).json()
         assert plain["predictions"]["kind"] == "next"

@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import sys
 import webbrowser
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +101,8 @@ def url_of(sock: socket.socket) -> str:
 
 def open_indexes(folders: list[Path]) -> list[Any]:
     """The corpus indexes in ``folders`` (each checked by ``attnscope.index.open_index``)."""
-    if not folders:
-        return []
-    try:
-        open_index = import_module("attnscope.index").open_index
-    except ImportError:
-        raise InputError("corpus search needs attnscope.index, which this installation lacks") from None
+    from attnscope.index import open_index
+
     return [open_index(folder) for folder in folders]
 
 

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -28,6 +28,9 @@ from attnscope.app import work
 from attnscope.app.requests import ApiError, read_json, search_request, shown_name, trace_request
 from attnscope.app.slots import BusyError, ModelSlot
 from attnscope.errors import AttnscopeError, InputError
+
+if TYPE_CHECKING:
+    from attnscope.index import SearchIndex
 
 log = logging.getLogger("attnscope.app")
 
@@ -50,17 +53,6 @@ STATIC = {  # URL path -> (package, file name, media type)
     "/static/app.js": ("attnscope.app", "static/app.js", "text/javascript; charset=utf-8"),
     "/static/attnscope.js": ("attnscope.views", "static/attnscope.js", "text/javascript; charset=utf-8"),
 }
-
-
-class SearchIndex(Protocol):
-    """What the app needs of a corpus index (``attnscope.index.open_index`` returns one)."""
-
-    name: str
-    model: str
-
-    def check_model(self, handle: Any) -> None: ...
-
-    def search(self, handle: Any, text: str, **options: Any) -> Any: ...
 
 
 def create_app(

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attnscope.app.requests import SearchRequest, TraceRequest
 from attnscope.errors import InputError, UnsupportedModelError
 from attnscope.loading import ModelHandle
+
+if TYPE_CHECKING:
+    from attnscope.index import SearchIndex
 
 WARM_UP_TEXT = "The cat is very sad."
 
@@ -62,7 +65,7 @@ def trace_json(handle: ModelHandle, req: TraceRequest, qk: bool) -> dict[str, An
     }
 
 
-def search_json(index: Any, handle: ModelHandle, req: SearchRequest) -> dict[str, Any]:
+def search_json(index: SearchIndex, handle: ModelHandle, req: SearchRequest) -> dict[str, Any]:
     """``POST /api/search``: the k corpus contexts of ``index`` nearest to token ``req.token`` of the text."""
     check_length(handle, req.text, req.text_pair)
     found = index.search(
