@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app_support import live_server
+from app_support import ewt_slice, live_server, shared_model
 from attnscope.app.server import create_app
 
 pytestmark = pytest.mark.browser
@@ -33,21 +33,20 @@ def wait_js(pg: Any, expression: str, timeout: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def mlm(shared_data: Path) -> Any:
-    """The small masked LM trained on EWT text (../shared/models), with its LM head where the loader has one."""
-    import attnscope
-
-    folder = shared_data.parent / "models" / MLM
-    if not folder.is_dir():
-        pytest.skip(f"shared model {folder} not found")
-    return attnscope.load(folder, device="cpu", lm_head=True)
+    """The small masked LM trained on EWT text (../shared/models), with its LM head."""
+    return shared_model(shared_data, MLM)
 
 
 @pytest.fixture(scope="module")
-def server(mlm: Any) -> Iterator[str]:
+def server(mlm: Any, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on 127.0.0.1 with the MLM, a corpus index of 20 EWT dev sentences built here, and a head atlas."""
     from attnscope.heads import head_roles
+    from attnscope.index import build_index, open_index
 
+    corpus = ewt_slice(shared_data, tmp_path_factory.mktemp("ewt"))
+    index = open_index(build_index(corpus, tmp_path_factory.mktemp("idx") / "ewt", mlm, batch_size=4))
     atlas = head_roles(mlm, ["The cat sat on the mat.", "A dog barked at the mailman.", "Birds sing at dawn."])
-    with live_server(create_app([mlm], atlases={MLM: atlas})) as url:
+    with live_server(create_app([mlm], [index], atlases={MLM: atlas})) as url:
         yield url
 
 
@@ -182,3 +181,31 @@ def test_mask_tokens_see_predictions_and_the_comparison_change(app_tab: Any) -> 
     pg.wait_for_selector("#as-predictions details.as-app-lens")
     assert "logit lens" in pg.text_content("#as-predictions details.as-app-lens summary")
     assert labels[0] == "[CLS]"
+
+
+def test_corpus_search_shows_matches_and_label_histograms(app_tab: Any) -> None:
+    pg = app_tab
+    pg.fill("#as-text-a", "The dog chased the ball.")
+    pg.fill("#as-text-b", "")
+    pg.click("button[type=submit]")
+    wait_js(pg, "document.querySelectorAll('#as-tokens button')[2]?.textContent === 'dog'")
+    pg.wait_for_selector("body[data-app-state=ready]")
+    pg.check("#as-click-search")
+    pg.click(token_button(pg, "dog"))
+    assert pg.input_value("#as-search-token") == "2"
+    pg.select_option("#as-layer", "2")
+    pg.check("#as-heads input[value='1']")
+    pg.fill("#as-search-k", "6")
+    pg.click("#as-search-form button[type=submit]")
+    pg.wait_for_selector("#as-search-results[data-count='6']")
+    marks = pg.eval_on_selector_all("#as-search-results mark.as-app-hit", "ms => ms.length")
+    assert marks == 6  # each match with its matched token marked
+    assert pg.eval_on_selector_all(".as-app-hist", "hs => hs.length") == 2
+    counts = pg.eval_on_selector_all(
+        ".as-app-hist:first-child .as-app-hcount", "cs => cs.map(c => Number(c.textContent))"
+    )
+    assert sum(counts) == 6
+    summary = pg.text_content("#as-search-results .as-app-results > p")
+    assert "layer 2" in summary
+    assert "heads 1" in summary
+    pg.screenshot(path="/tmp/attnscope-app-search.png", full_page=True)
