@@ -32,6 +32,15 @@ def test_a_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert "pass another --port" in capsys.readouterr().err
 
 
+def test_a_wrong_index_or_atlas_folder_is_one_line_before_models_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", "0", "--index", str(tmp_path)]) == 2
+    assert "is not an attnscope index" in capsys.readouterr().err
+    assert main(["serve", "--port", "0", "--atlas", str(tmp_path)]) == 2
+    assert "cannot read the head atlas" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("0.0.0.0", False), ("10.0.0.2", False)],

@@ -121,6 +121,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
     if args.queue < 0:
         raise InputError("--queue must be 0 or more")
+    indexes = open_indexes(args.index or [])  # files first: a wrong folder fails before models load
+    atlases = dict(read_atlas(folder) for folder in args.atlas or [])
     sock = bind(args.host, args.port)  # before loading models: a port in use fails fast
     try:
         names = args.model or [None]
@@ -130,8 +132,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             handles.append(
                 load(name, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, lm_head=True)
             )
-        indexes = open_indexes(args.index or [])
-        atlases = dict(read_atlas(folder) for folder in args.atlas or [])
         hosts = None if remote else (*LOOPBACK_HOSTS, str(sock.getsockname()[0]))
         app = create_app(handles, indexes, atlases=atlases, queue_size=args.queue, allowed_hosts=hosts)
         url = url_of(sock)
