@@ -26,6 +26,7 @@ from attnscope.views.payload import (
     Payload,
     Precision,
     build_payload,
+    subject_payload,
 )
 from attnscope.views.resolve import Resolved, head_colours
 
@@ -166,17 +167,7 @@ def atlas_payload(
         include_heads=tuple(range(n_heads)), query_index=0, theme=options.theme, index_base=options.index_base,
         hide_special=False, head_colours=tuple(head_colours(n_heads)),
     )  # fmt: skip
-    return {
-        "version": PAYLOAD_VERSION,
-        "views": ["atlas"],
-        "model": model,  # type: ignore[typeddict-item]
-        "resolved": resolved.as_payload(),  # type: ignore[typeddict-item]
-        "precision": precision,
-        "sides": {},
-        "stacks": [],
-        "neuron": [],
-        "atlas": section,
-    }
+    return subject_payload("atlas", model, resolved, precision, section)
 
 
 def _number(value: Any) -> float | None:

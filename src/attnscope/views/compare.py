@@ -32,13 +32,13 @@ from attnscope.traces import Trace
 from attnscope.views.objects import SubjectView, _as_indices, _as_int
 from attnscope.views.options import Theme, ViewOptions
 from attnscope.views.payload import (
-    PAYLOAD_VERSION,
     PRECISIONS,
     CompareAlignment,
     ComparePayload,
     Payload,
     Precision,
     build_payload,
+    subject_payload,
 )
 from attnscope.views.resolve import resolve
 
@@ -234,17 +234,7 @@ def compare_payload(subject: Comparison, options: ViewOptions, precision: Precis
                                               theme=options.theme, index_base=options.index_base))  # fmt: skip
     model = dict(inner[0]["model"])
     model["name"] = compared_names(subject)
-    return {
-        "version": PAYLOAD_VERSION,
-        "views": ["compare"],
-        "model": model,  # type: ignore[typeddict-item]
-        "resolved": resolved.as_payload(),  # type: ignore[typeddict-item]
-        "precision": precision,
-        "sides": {},
-        "stacks": [],
-        "neuron": [],
-        "compare": section,
-    }
+    return subject_payload("compare", model, resolved, precision, section)
 
 
 def compared_names(subject: Comparison) -> str:

@@ -301,6 +301,24 @@ def build_payload(
     return out
 
 
+def subject_payload(
+    view: str, model: dict[str, Any], resolved: Resolved, precision: Precision, section: Any
+) -> Payload:
+    """The payload of a view whose subject is not one trace: no sides or stacks, its section under ``view``."""
+    out: dict[str, Any] = {
+        "version": PAYLOAD_VERSION,
+        "views": [view],
+        "model": model,
+        "resolved": resolved.as_payload(),
+        "precision": precision,
+        "sides": {},
+        "stacks": [],
+        "neuron": [],
+        view: section,
+    }
+    return out  # type: ignore[return-value]  # the view's key is one of Payload's optional sections
+
+
 def measure_section(trace: Trace, stack: str, resolved: Resolved, precision: Precision) -> list[MeasurePayload]:
     """The measures a stack's page can switch to: the chosen one, and every view measure already kept on the trace."""
     names = [m for m in MEASURES if f"{m}.{stack}" in trace.contributions]
