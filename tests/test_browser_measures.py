@@ -66,3 +66,28 @@ def test_measure_page_keeps_hostile_tokens_inert(tab: Any) -> None:  # noqa: F81
         ".as-heatmapview table td, .as-heatmapview table th", "ns => ns.map(n => n.textContent)"
     )
     assert any("<img src=x onerror=alert(1)>" in label for label in labels)
+
+
+def test_one_layer_measure_names_its_real_layer(tab: Any, tiny: Any) -> None:  # noqa: F811
+    """Flow is computed at one layer: every view's layer control and caption name that layer, not row 0."""
+    trace = attnscope.trace(tiny("bert"), "the cat sat on it")
+    attnscope.contrib.flow(trace, layer=0)
+    attnscope.contrib.rollout(trace)
+    layer = trace.model.num_layers - 1
+    attnscope.contrib.flow(trace)  # the default: the last layer (kept, replacing layer 0's)
+    show(tab, view_page(trace, ["heatmap", "head", "model"], measure="flow", index_base=1).to_html())
+    options = ".as-heatmapview .as-layer option"
+    assert tab.eval_on_selector_all(options, "os => os.map(o => o.textContent)") == [str(layer + 1)]
+    assert f"layer {layer + 1}," in tab.text_content(".as-heatmapview .as-note")
+    tab.click("button[data-tab=head]")
+    assert tab.eval_on_selector_all(".as-headview .as-layer option", "os => os.map(o => o.textContent)") == [
+        str(layer + 1)
+    ]
+    tab.click("button[data-tab=model]")
+    assert f"Layer {layer + 1}" in tab.text_content(".as-modelview")
+    # Rollout has every layer: numbered from 1 to L again.
+    tab.select_option(".as-measure", "rollout")
+    tab.click("button[data-tab=heatmap]")
+    assert tab.eval_on_selector_all(options, "os => os.map(o => o.textContent)") == [
+        str(i + 1) for i in range(trace.model.num_layers)
+    ]

@@ -141,7 +141,7 @@ export class HeadView {
     if (this.layerSel) {
       const only = this.state.resolved.include_layers;
       const layers = st.name === this.state.resolved.stack ? only : range(st.layers);
-      fill(this.layerSel, layers.map((l) => ({ value: String(l), text: this.state.label(l) })), String(this.layer));
+      fill(this.layerSel, layers.map((l) => ({ value: String(l), text: this.state.layerLabel(l, st) })), String(this.layer));
     }
     if (this.filterSel) {
       const pair = st.query.segment.includes(1) || st.key.segment.includes(1);
@@ -427,7 +427,7 @@ export class HeadView {
       fillTable(this.table, "No heads selected.", [], []);
       return;
     }
-    const shown = `layer ${label(this.layer)}, ${heads.length === st.heads ? "all heads" : `head${heads.length > 1 ? "s" : ""} ${heads.map(label).join(", ")}`}`;
+    const shown = `layer ${this.state.layerLabel(this.layer, st)}, ${heads.length === st.heads ? "all heads" : `head${heads.length > 1 ? "s" : ""} ${heads.map(label).join(", ")}`}`;
     const mean = (q: number, k: number) => {
       let s = 0;
       for (const h of heads) s += st.weight(this.layer, h, q, k, this.state.hideSpecial);

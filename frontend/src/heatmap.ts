@@ -73,7 +73,7 @@ export class HeatmapView {
     const st = this.st;
     const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
     if (this.stackSel) fill(this.stackSel, this.state.stacks.map((s) => ({ value: s.name, text: cap(s.name) })), this.stackName);
-    fill(this.layerSel, range(st.layers).map((l) => ({ value: String(l), text: this.state.label(l) })), String(this.layer));
+    fill(this.layerSel, range(st.layers).map((l) => ({ value: String(l), text: this.state.layerLabel(l, st) })), String(this.layer));
     fill(this.headSel, range(st.heads).map((h) => ({ value: String(h), text: this.state.headLabel(h) })), String(this.head));
     const hide = this.state.hideSpecial;
     const pq = Math.min(st.nq, SIZE);
@@ -132,7 +132,7 @@ export class HeatmapView {
     }
     const pooled = pq < st.nq || pk < st.nk ? ` Each pixel shows the largest weight of ${Math.ceil(st.nq / pq)}\u00d7${Math.ceil(st.nk / pk)} cells.` : "";
     this.note.textContent =
-      `${cap(st.name)} layer ${this.state.label(this.layer)}, head ${this.state.label(this.head)}: rows are queries, columns keys; ` +
+      `${cap(st.name)} layer ${this.state.layerLabel(this.layer, st)}, head ${this.state.label(this.head)}: rows are queries, columns keys; ` +
       `full blue = the largest weight, ${(top8 / 255).toFixed(2)}.${pooled}${hide ? " " + HIDDEN_NOTE : ""}`;
     const blue = "#1f77b4";
     const from = light ? "#ffffff" : `rgb(${BG_DARK},${BG_DARK},${BG_DARK})`;

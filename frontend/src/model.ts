@@ -67,15 +67,15 @@ export class ModelView {
   private buildToggles(): void {
     const st = this.st;
     this.toggles.replaceChildren();
-    const group = (name: string, n: number, set: Set<number>, cls: string) => {
+    const group = (name: string, n: number, set: Set<number>, cls: string, label: (i: number) => string) => {
       el("span", undefined, `${name}:`, this.toggles);
       const box = el("span", cls, undefined, this.toggles);
       for (let i = 0; i < n; i++) {
-        const b = el("button", undefined, this.state.label(i), box);
+        const b = el("button", undefined, label(i), box);
         b.type = "button";
         b.dataset.index = String(i);
         b.dataset.focusKey = `${cls}-${i}`;
-        b.title = `show or hide ${name.toLowerCase().replace(/s$/, "")} ${this.state.label(i)}`;
+        b.title = `show or hide ${name.toLowerCase().replace(/s$/, "")} ${label(i)}`;
         b.setAttribute("aria-pressed", String(set.has(i)));
         b.addEventListener("click", () => {
           if (set.has(i)) set.delete(i);
@@ -84,8 +84,8 @@ export class ModelView {
         });
       }
     };
-    group("Layers", st.layers, this.layers, "as-layer-toggles");
-    group("Heads", st.heads, this.heads, "as-head-toggles");
+    group("Layers", st.layers, this.layers, "as-layer-toggles", (l) => this.state.layerLabel(l, st));
+    group("Heads", st.heads, this.heads, "as-head-toggles", (h) => this.state.label(h));
   }
 
   /** Rebuild the grid for the included layers and heads. */
@@ -106,9 +106,9 @@ export class ModelView {
     const fg = themeColors(this.state.theme).dim;
     let count = 0;
     for (const l of layers) {
-      el("div", "as-glabel as-gside", `Layer ${this.state.label(l)}`, this.grid);
+      el("div", "as-glabel as-gside", `Layer ${this.state.layerLabel(l, st)}`, this.grid);
       for (const h of heads) {
-        const name = `layer ${this.state.label(l)}, ${this.state.headTitle(h)}`;
+        const name = `layer ${this.state.layerLabel(l, st)}, ${this.state.headTitle(h)}`;
         const b = el("button", "as-thumbbtn", undefined, this.grid);
         b.type = "button";
         b.dataset.layer = String(l);
@@ -168,7 +168,7 @@ export class ModelView {
     const thumb = this.thumb(l, h);
     thumb?.setAttribute("aria-expanded", "true");
     thumb?.setAttribute("aria-controls", this.detail.id);
-    const title = `Layer ${this.state.label(l)}, ${this.state.headTitle(h)}`;
+    const title = `Layer ${this.state.layerLabel(l, this.st)}, ${this.state.headTitle(h)}`;
     this.detail.setAttribute("aria-label", title);
     const bar = el("div", "as-bar", undefined, this.detail);
     el("strong", undefined, title, bar);

@@ -182,6 +182,12 @@ export class PageState {
     return label === "all heads" ? label : `head ${label}`;
   }
 
+  /** A layer's label: the trace layer behind row `layer` of `st` (default: the stack shown), numbered as the page. */
+  layerLabel(layer: number, st?: Stack): string {
+    const stack = st ?? this.stack(this.spec.stack);
+    return this.label(stack?.layerIds[layer] ?? layer);
+  }
+
   /** A head's label ("all heads" for a measure without heads). */
   headLabel(head: number): string {
     return this.stack(this.spec.stack)?.measure?.per_head === false ? "all heads" : this.label(head);
@@ -217,7 +223,7 @@ export class PageState {
     for (const s of payload.stacks) {
       for (const m of s.measures ?? []) {
         const { data, ...info } = m;
-        measureStacks.push(new Stack(s.name, payload.sides[s.query], payload.sides[s.key], await decodeBlob(data), undefined, undefined, info));
+        measureStacks.push(new Stack(s.name, payload.sides[s.query], payload.sides[s.key], await decodeBlob(data), info.layers, undefined, info));
       }
     }
     const state = new PageState(payload, stacks, neurons, measureStacks);
