@@ -29,6 +29,7 @@ import numpy as np
 
 from attnscope.corpus.protocol import Analysis, FileContent, Finalize, TraceInput
 from attnscope.errors import InputError
+from attnscope.files import atomic_path, write_atomic
 from attnscope.index.vectors import KINDS, TokenVectors, check_layers, model_fingerprint, normalise, token_vectors
 from attnscope.probe.data import Sentence
 
@@ -189,8 +190,6 @@ def write_spool(
 ) -> int:
     """Write one chunk's vectors (``stem.embedding.npy``, ``stem.context.npy``: [layers, tokens, dim] float32)
     and metadata (``stem.meta.json``), each atomically; returns the chunk's token count."""
-    from attnscope.files import write_atomic
-
     folder.mkdir(parents=True, exist_ok=True)
     emb, ctx, attends = [], [], []
     tokens: list[dict[str, Any]] = []
@@ -215,10 +214,8 @@ def write_spool(
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
+    with atomic_path(path, "spool file") as tmp, tmp.open("wb") as f:
         np.save(f, np.ascontiguousarray(array))
-    os.replace(tmp, path)
 
 
 def _spool_array(folder: Path, stem: str, kind: str) -> np.ndarray:
@@ -311,9 +308,8 @@ def _write_faiss(
         del sample
     for vectors in _chunks(spool, stems, kind, layer, heads):
         index.add(vectors)
-    tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path, "index file") as tmp:
+        faiss.write_index(index, str(tmp))
 
 
 def _write_parquet(final: Path, spool: Path, stems: Sequence[str], layers: Sequence[int]) -> None:
