@@ -1,4 +1,4 @@
-"""Text from data files and users, made safe for where it is shown: the terminal, Markdown.
+"""Text from data files and users, made safe for where it is shown: the terminal, Markdown, JSON in HTML.
 
 Labels, item ids and tokens come from files anyone can write. Printed raw they can carry terminal escape
 sequences (colours, cursor moves, window titles, hyperlinks); copied raw into Markdown they can carry HTML
@@ -8,6 +8,7 @@ and make it inert.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Any
@@ -54,3 +55,10 @@ def markdown_code(value: Any) -> str:
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def inert_json(value: Any) -> str:
+    """Compact ASCII JSON with no NaN and no raw ``<``, ``>`` or ``&`` (escaped as ``\\u003c``...): safe inside a
+    <script> element, and no markup for a client that sniffs it as HTML."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -9,7 +9,6 @@ its own server's files, and ``X-Content-Type-Options: nosniff``; every error is 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
@@ -28,6 +27,7 @@ from attnscope.app import work
 from attnscope.app.requests import ApiError, read_json, search_request, shown_name, trace_request
 from attnscope.app.slots import BusyError, ModelSlot
 from attnscope.errors import AttnscopeError, InputError
+from attnscope.text import inert_json
 
 if TYPE_CHECKING:
     from attnscope.index import SearchIndex
@@ -186,9 +186,7 @@ def _static_file(package: str, name: str) -> bytes:
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """JSON as the API sends it: ASCII only (any text, even a lone surrogate, survives), no NaN, and no raw
     ``<``, ``>`` or ``&`` (escaped as ``\\u003c``...), so even a client that sniffs it as HTML finds no markup."""
-    body = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Response(body, status, {"Cache-Control": "no-store", **(headers or {})}, "application/json")
+    return Response(inert_json(data), status, {"Cache-Control": "no-store", **(headers or {})}, "application/json")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import unicodedata
 import zlib
 from typing import Any, Literal, TypedDict
@@ -37,6 +36,7 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 
 from attnscope.errors import InputError
+from attnscope.text import inert_json
 from attnscope.tokens import Tokens
 from attnscope.traces import Trace
 from attnscope.views.measures import ATTENTION, MEASURES, shown_measure
@@ -451,5 +451,4 @@ def neuron_section(trace: Trace, resolved: Resolved, views: tuple[str, ...]) -> 
 
 def payload_json(payload: Payload) -> str:
     """The payload as JSON safe inside a <script> element: '<', '>' and '&' are escaped."""
-    text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return inert_json(payload)
