@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -84,6 +85,31 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@contextlib.contextmanager
+def watched_page(browser: Any, allowed: tuple[str, ...] = ("data:",)) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh page and the list of what went wrong on it: a request to a URL outside ``allowed`` (aborted),
+    a console error, a page error, a dialog. The browser tests' fixtures assert the list is empty."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    problems: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(allowed):
+            r.continue_()
+        else:
+            problems.append(f"request outside {', '.join(allowed)}: {r.request.url}")
+            r.abort()
+
+    context.route("**/*", route)
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    try:
+        yield pg, problems
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 
 from app_support import ewt_slice, live_server, shared_model
 from attnscope.app.server import create_app
+from conftest import watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -53,27 +54,11 @@ def server(mlm: Any, shared_data: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture
 def app_tab(browser: Any, server: str) -> Iterator[Any]:
     """A fresh page on the app that fails the test on any request to another origin or any console error."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    problems: list[str] = []
-
-    def route(r: Any) -> None:
-        url = r.request.url
-        if url.startswith((server + "/", "data:", "blob:")):
-            r.continue_()
-        else:
-            problems.append(f"request to another origin: {url}")
-            r.abort()
-
-    context.route("**/*", route)
-    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    pg.expected_errors = []  # console lines a test expects (Chromium logs each 4xx answer it gets)
-    pg.goto(server + "/")
-    pg.wait_for_selector("body[data-app-state=ready]", timeout=60_000)
-    yield pg
-    context.close()
+    with watched_page(browser, (server + "/", "data:", "blob:")) as (pg, problems):
+        pg.expected_errors = []  # console lines a test expects (Chromium logs each 4xx answer it gets)
+        pg.goto(server + "/")
+        pg.wait_for_selector("body[data-app-state=ready]", timeout=60_000)
+        yield pg
     assert [p for p in problems if not any(e in p for e in pg.expected_errors)] == []
 
 

@@ -14,6 +14,7 @@ from attnscope.traces import Trace
 from attnscope.views import page as view_page
 from attnscope.views.options import ViewOptions
 from attnscope.views.payload import PAYLOAD_VERSION, build_payload, decode_attention
+from conftest import watched_page
 from test_views_payload import PAIR, XSS, random_trace
 
 ROW = 18  # the head view's row height (frontend/src/head.ts)
@@ -24,23 +25,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def tab(browser: Any) -> Iterator[Any]:
     """A fresh page that fails the test on any network request, console error, page error or dialog."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    problems: list[str] = []
-
-    def route(r: Any) -> None:
-        if r.request.url.startswith("data:"):
-            r.continue_()
-        else:
-            problems.append(f"network request: {r.request.url}")
-            r.abort()
-
-    context.route("**/*", route)
-    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    yield pg
-    context.close()
+    with watched_page(browser) as (pg, problems):
+        yield pg
     assert problems == []
 
 
